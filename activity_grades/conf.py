@@ -1,0 +1,40 @@
+"""Settings of activity_grades, read lazily from ``settings.ACTIVITY_GRADES``.
+
+Every key is optional; the defaults are the seed design's names, so an LMS whose
+tables are named otherwise only overrides what differs::
+
+    ACTIVITY_GRADES = {"ACTIVITIES_TABLE": "courses_activity", "ACTIVITY_CLASS_COLUMN": "course_id"}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Where a grade's class comes from: activities(<id>, <class>).
+    "ACTIVITIES_TABLE": "activities",
+    "ACTIVITY_ID_COLUMN": "id",
+    "ACTIVITY_CLASS_COLUMN": "class_id",
+    # Where terms come from: dates, end date inclusive, as in the seed.
+    "TERMS_TABLE": "terms",
+    "TERM_ID_COLUMN": "id",
+    "TERM_START_COLUMN": "start_date",
+    "TERM_END_COLUMN": "end_date",
+    "TERM_YEAR_COLUMN": "academic_year",
+    # Term dates are days in this zone (None: settings.TIME_ZONE).
+    "TERM_TIME_ZONE": None,
+    # create_partitions without --term: the current term and this many after it.
+    "UPCOMING_TERMS": 1,
+}
+
+
+def get(name: str) -> Any:
+    """Return one setting; unknown names are a programming error."""
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown activity_grades setting {name!r}")
+    value = getattr(settings, "ACTIVITY_GRADES", {}).get(name, DEFAULTS[name])
+    if name == "TERM_TIME_ZONE" and value is None:
+        value = settings.TIME_ZONE or "UTC"
+    return value

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from activity_grades import partitioning
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the partition tables of activity_grades: by default every class with "
+        "activities x the current term and the next ACTIVITY_GRADES['UPCOMING_TERMS']."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--class", dest="classes", action="append", metavar="ID", help="class id (repeatable)"
+        )
+        parser.add_argument(
+            "--term", dest="terms", action="append", metavar="ID", help="term id (repeatable)"
+        )
+        parser.add_argument("--all-terms", action="store_true", help="every term of the LMS")
+        parser.add_argument(
+            "--upcoming",
+            type=int,
+            metavar="N",
+            help="terms after the current one (default: setting)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options) -> None:
+        if options["terms"] and options["all_terms"]:
+            raise CommandError("--term and --all-terms exclude each other")
+        if options["upcoming"] is not None and options["upcoming"] < 0:
+            raise CommandError("--upcoming must be 0 or more")
+        verbosity = options["verbosity"]
+        try:
+            plan = partitioning.plan(
+                options["classes"],
+                options["terms"],
+                all_terms=options["all_terms"],
+                upcoming=options["upcoming"],
+                with_sql=options["dry_run"] and verbosity >= 2,
+                using=options["database"],
+            )
+        except partitioning.PartitioningError as exc:
+            raise CommandError(str(exc)) from exc
+
+        todo = plan.to_create
+        if not todo:
+            self.stdout.write(f"Nothing to do. ({len(plan.existing)} partitions already exist)")
+            return
+        if options["dry_run"]:
+            self._print_plan(plan, verbosity)
+            return
+        result = partitioning.apply(plan, self._progress(verbosity), using=options["database"])
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created {len(result.created)} partitions, {result.existing} existing, "
+                f"in {result.seconds:.2f} s."
+            )
+        )
+
+    def _print_plan(self, plan: partitioning.PartitionPlan, verbosity: int) -> None:
+        self.stdout.write(f"Would create {len(plan.to_create)} partitions:")
+        for p in plan.to_create:
+            term = "(class table)" if p.term_id is None else f"term {p.term_id!r}"
+            self.stdout.write(f"  + {p.table_name}  class {p.class_id!r} {term}")
+            for statement in p.statements:
+                self.stdout.write(f"      {statement};")
+        self.stdout.write(f"{len(plan.existing)} already exist. Dry run: nothing was changed.")
+
+    def _progress(self, verbosity: int):
+        """Per-table lines at -v 2; otherwise a line every 5% for long runs."""
+        tty = sys.stdout.isatty() and self.stdout._out is sys.stdout
+
+        def report(done: int, total: int, planned: partitioning.PlannedPartition) -> None:
+            if verbosity >= 2:
+                self.stdout.write(f"  [{done}/{total}] {planned.table_name}")
+            elif verbosity >= 1 and total >= 100:
+                step = max(1, total // 20)
+                if tty:
+                    self.stdout.write(f"\r  {done}/{total} partitions", ending="")
+                    if done == total:
+                        self.stdout.write("")
+                elif done % step == 0 or done == total:
+                    self.stdout.write(f"  {done}/{total} partitions")
+
+        return report

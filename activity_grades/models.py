@@ -1,0 +1,86 @@
+"""Unmanaged models over the tables migration 0001 creates."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from .ids import new_grade_id
+
+
+class ActivityGrade(models.Model):
+    """One student's grade on one activity, stored in a (class, term) partition.
+
+    The table is the inheritance parent ``activity_grades``; a trigger routes every
+    inserted row into its partition and fills ``class_id`` and ``term_id`` when they
+    are left empty. Changing ``activity_id`` or ``created_at`` moves the row.
+    """
+
+    id = models.TextField(primary_key=True, default=new_grade_id, editable=False)
+    activity_id = models.TextField(db_index=True)
+    student_id = models.TextField(db_index=True)
+    score = models.FloatField(null=True, blank=True)
+    points = models.IntegerField(null=True, blank=True)
+    feedback = models.TextField(null=True, blank=True)
+    status = models.TextField()
+    submitted_at = models.DateTimeField()
+    graded_at = models.DateTimeField(null=True, blank=True)
+    graded_by_id = models.TextField(null=True, blank=True)
+    content = models.JSONField(null=True, blank=True)
+    attachments = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    is_archived = models.BooleanField(default=False)
+    is_committed = models.BooleanField(default=False)
+    commitment_id = models.TextField(null=True, blank=True)
+    commitment_deadline = models.DateTimeField(null=True, blank=True)
+    commitment_met = models.BooleanField(null=True, blank=True)
+    class_id = models.TextField(null=True, blank=True, editable=False)
+    term_id = models.TextField(null=True, blank=True, editable=False)
+
+    class Meta:
+        managed = False
+        db_table = "activity_grades"
+        # The routing triggers redirect rows, so PostgreSQL reports 0 rows for an
+        # UPDATE that moved a grade to another partition; Django then checks that
+        # the row exists instead of inserting it again (see Django's select_on_save).
+        select_on_save = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["activity_id", "student_id"], name="activity_grades_activity_student_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} on {self.activity_id}: {self.score}"
+
+
+class Partition(models.Model):
+    """The registry row of one partition table: (class, term) -> table."""
+
+    class Status(models.TextChoices):
+        LIVE = "live"
+        DETACHED = "detached"
+        ARCHIVED = "archived"
+
+    class_id = models.TextField()
+    term_id = models.TextField(null=True, blank=True)
+    table_name = models.TextField(unique=True)
+    parent_table = models.TextField()
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    academic_year = models.TextField(null=True, blank=True)
+    status = models.TextField(choices=Status.choices, default=Status.LIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        managed = False
+        db_table = "activity_grades_partition"
+        ordering = ["class_id", "starts_at"]
+
+    def __str__(self) -> str:
+        return self.table_name
+
+    @property
+    def is_class_table(self) -> bool:
+        return self.term_id is None

@@ -1,0 +1,102 @@
+"""Settings of the demo project (a small LMS with activity_grades installed).
+
+Configuration comes from the environment through django-environ. The database is
+always PostgreSQL: ``DATABASE_URL`` when set, otherwise an embedded server started
+from the ``pgserver`` pip package (see ``gradeproject/embedded_db.py``).
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env(
+    DEBUG=(bool, False),
+    SECRET_KEY=(str, "demo-only-not-secret"),
+    ALLOWED_HOSTS=(list, ["localhost", "127.0.0.1", "testserver"]),
+    TIME_ZONE=(str, "UTC"),
+)
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env("DEBUG")
+SECRET_KEY = env("SECRET_KEY")
+ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+
+if not env.str("DATABASE_URL", default=""):
+    from gradeproject.embedded_db import database_url
+
+    database_url()  # exports DATABASE_URL for this process and its children
+
+DATABASES = {"default": env.db("DATABASE_URL")}
+DATABASES["default"].setdefault("TEST", {})
+# Parallel runs (CI matrix, several developers on one server) can pick their own name.
+if env.str("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"]["NAME"] = env.str("TEST_DATABASE_NAME")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "gradeproject.lms",
+    "activity_grades",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gradeproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "gradeproject.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+
+# The demo LMS uses the seed's table names, so activity_grades' defaults fit; they
+# are spelled out here as the example an LMS with other names would edit.
+ACTIVITY_GRADES = {
+    "ACTIVITIES_TABLE": "activities",
+    "ACTIVITY_ID_COLUMN": "id",
+    "ACTIVITY_CLASS_COLUMN": "class_id",
+    "TERMS_TABLE": "terms",
+    "TERM_ID_COLUMN": "id",
+    "TERM_START_COLUMN": "start_date",
+    "TERM_END_COLUMN": "end_date",
+    "TERM_YEAR_COLUMN": "academic_year",
+    "UPCOMING_TERMS": env.int("ACTIVITY_GRADES_UPCOMING_TERMS", default=1),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"activity_grades": {"handlers": ["console"], "level": "WARNING"}},
+}

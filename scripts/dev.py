@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project with nothing but Python installed.
+
+    python3 scripts/dev.py demo   # venv + deps, embedded PostgreSQL, migrate, demo data,
+                                  # partitions, grades routed, partition report
+    python3 scripts/dev.py test   # the whole test suite (extra args go to pytest)
+
+Uses DATABASE_URL when it is set, otherwise starts an embedded PostgreSQL (pgserver)
+in .pgdata/ and reuses it on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def run(*cmd: str | Path) -> None:
+    print("$", " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def ensure_venv() -> None:
+    """Create .venv and install requirements.txt; reinstall only when it changed."""
+    if not PY.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / ".requirements.sha256"
+    digest = hashlib.sha256((ROOT / "requirements.txt").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text() != digest:
+        run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        run(PY, "-m", "pip", "install", "--quiet", "-r", ROOT / "requirements.txt")
+        stamp.write_text(digest)
+
+
+def demo() -> None:
+    manage = [PY, ROOT / "manage.py"]
+    run(*manage, "migrate", "--no-input", "-v", "0")
+    run(*manage, "load_demo_data", "--skip-grades")
+    run(*manage, "create_partitions", "--all-terms")
+    run(*manage, "load_demo_data", "--grades-only")
+    run(*manage, "partition_report", "--exact")
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test"}:
+        sys.exit(__doc__)
+    ensure_venv()
+    if sys.argv[1] == "demo":
+        demo()
+    else:
+        run(PY, "-m", "pytest", *sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
