@@ -341,22 +341,27 @@ CREATE TRIGGER activity_grades_route BEFORE INSERT ON activity_grades
 -- BEFORE UPDATE on a partition, only when a routing column changed: keep the row
 -- where it is if it still belongs there, otherwise move it (delete + insert in
 -- the same statement, so it is never lost nor doubled) and skip the update here.
+-- As on insert, an empty class_id or term_id means "derive it": Django's save()
+-- writes back the NULLs it holds in memory for columns the trigger filled.
 CREATE FUNCTION activity_grades_move() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     v_table text;
 BEGIN
-    IF NEW.activity_id IS DISTINCT FROM OLD.activity_id
-       AND NEW.class_id IS NOT DISTINCT FROM OLD.class_id THEN
+    IF NEW.class_id IS NULL OR (NEW.activity_id IS DISTINCT FROM OLD.activity_id
+                                AND NEW.class_id IS NOT DISTINCT FROM OLD.class_id) THEN
         NEW.class_id := activity_grades_class_of(NEW.activity_id);
         IF NEW.class_id IS NULL THEN
             RAISE EXCEPTION 'activity_grades: activity % does not exist or has no class',
                 quote_literal(NEW.activity_id) USING ERRCODE = 'foreign_key_violation';
         END IF;
     END IF;
-    IF NEW.created_at IS DISTINCT FROM OLD.created_at
-       AND NEW.term_id IS NOT DISTINCT FROM OLD.term_id THEN
+    IF NEW.term_id IS NULL OR (NEW.created_at IS DISTINCT FROM OLD.created_at
+                               AND NEW.term_id IS NOT DISTINCT FROM OLD.term_id) THEN
         NEW.term_id := activity_grades_term_at(NEW.created_at);
+    END IF;
+    IF NEW.class_id = OLD.class_id AND NEW.term_id IS NOT DISTINCT FROM OLD.term_id THEN
+        RETURN NEW;  -- still belongs here: the common case of a save() from Django
     END IF;
     v_table := (activity_grades_ensure_partition(NEW.class_id, NEW.term_id)).table_name;
     IF v_table = TG_TABLE_NAME THEN
@@ -399,10 +404,21 @@ BEGIN
         TG_TABLE_NAME
         USING HINT = 'delete rows, or archive the term with manage.py archive_grades';
 END $$;
+
+-- Statement triggers fire only on the table a statement names, and their transition
+-- tables hold the rows of every child it reached: a DELETE through the parent (what
+-- Django issues) is seen here, one through a partition by that partition's trigger.
+CREATE TRIGGER activity_grades_keys_delete AFTER DELETE ON activity_grades
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION activity_grades_keys_delete();
+CREATE TRIGGER activity_grades_no_truncate BEFORE TRUNCATE ON activity_grades
+    FOR EACH STATEMENT EXECUTE FUNCTION activity_grades_no_truncate();
 """
 
 DROP_TRIGGERS = r"""
 DROP TRIGGER IF EXISTS activity_grades_route ON activity_grades;
+DROP TRIGGER IF EXISTS activity_grades_keys_delete ON activity_grades;
+DROP TRIGGER IF EXISTS activity_grades_no_truncate ON activity_grades;
 DROP FUNCTION IF EXISTS activity_grades_route();
 DROP FUNCTION IF EXISTS activity_grades_move() CASCADE;
 DROP FUNCTION IF EXISTS activity_grades_keys_insert() CASCADE;
