@@ -118,9 +118,11 @@ class Command(BaseCommand):
             )
             term = terms[n % len(terms)]
             for student_id in members:
-                if rng.random() > 0.9 or (activity_id, student_id) in taken:
-                    continue  # not submitted (yet), or already loaded
-                batch.append(self._grade(rng, activity_id, student_id, term, now))
+                # Draw every grade, kept or not, so a rerun makes the same choices.
+                submitted = rng.random() <= 0.9
+                grade = self._grade(rng, activity_id, student_id, term, now)
+                if submitted and (activity_id, student_id) not in taken:
+                    batch.append(grade)
             if len(batch) >= 5000:
                 total += self._flush(batch)
         total += self._flush(batch)
