@@ -27,6 +27,25 @@ DEFAULTS: dict[str, Any] = {
     "TERM_TIME_ZONE": None,
     # create_partitions without --term: the current term and this many after it.
     "UPCOMING_TERMS": 1,
+    # Metrics endpoint: also accept "Authorization: Bearer <token>" (None: login only).
+    "METRICS_TOKEN": None,
+    # Table where the maintenance job records its runs (read for the age metric).
+    "MAINTENANCE_RUNS_TABLE": "activity_grades_maintenance_run",
+    # Admin grade list: above this many live partitions, ask for a class filter instead
+    # of querying the parent (which plans and locks every child). None: never ask.
+    "ADMIN_PARENT_PARTITION_LIMIT": 1000,
+    # Archiving (docs/archiving.md): keep an archived leaf as a detached table
+    # (NO INHERIT, registry status 'detached') instead of dropping it.
+    "ARCHIVE_KEEP_DETACHED": False,
+    # lock_timeout for archive/restore/retention DDL, so grading traffic never queues long.
+    "ARCHIVE_LOCK_TIMEOUT": "5s",
+    # Keep archived grades for this many academic years (current one included); None: forever.
+    "RETENTION_YEARS": None,
+    # run_partition_maintenance steps, each can be turned off.
+    "MAINTENANCE_CREATE": True,
+    "MAINTENANCE_ARCHIVE": False,
+    "MAINTENANCE_RETENTION": False,
+    "MAINTENANCE_ANALYZE": True,
 }
 
 

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from .ids import new_grade_id
+from .querysets import ActivityGradeManager
 
 
 class ActivityGrade(models.Model):
@@ -37,6 +38,8 @@ class ActivityGrade(models.Model):
     commitment_met = models.BooleanField(null=True, blank=True)
     class_id = models.TextField(null=True, blank=True, editable=False)
     term_id = models.TextField(null=True, blank=True, editable=False)
+
+    objects = ActivityGradeManager()
 
     class Meta:
         managed = False
@@ -84,3 +87,50 @@ class Partition(models.Model):
     @property
     def is_class_table(self) -> bool:
         return self.term_id is None
+
+
+class ArchivedActivityGrade(models.Model):
+    """A grade moved to the archive (read-only): every live column plus archive data.
+
+    The table ``archived_activity_grades`` is list-partitioned by ``academic_year``
+    (migration 0003); filter on ``academic_year`` to read one year's table only.
+    Rows come and go through ``manage.py archive_grades`` / ``restore_grades``.
+    """
+
+    id = models.TextField(primary_key=True)
+    activity_id = models.TextField()
+    student_id = models.TextField()
+    score = models.FloatField(null=True)
+    points = models.IntegerField(null=True)
+    feedback = models.TextField(null=True)
+    status = models.TextField()
+    submitted_at = models.DateTimeField()
+    graded_at = models.DateTimeField(null=True)
+    graded_by_id = models.TextField(null=True)
+    content = models.JSONField(null=True)
+    attachments = models.JSONField(null=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    is_archived = models.BooleanField()
+    is_committed = models.BooleanField()
+    commitment_id = models.TextField(null=True)
+    commitment_deadline = models.DateTimeField(null=True)
+    commitment_met = models.BooleanField(null=True)
+    class_id = models.TextField(null=True)
+    term_id = models.TextField(null=True)
+    archived_at = models.DateTimeField()
+    academic_year = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = "archived_activity_grades"
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} on {self.activity_id}: {self.score} (archived)"
+
+    def save(self, *args, **kwargs):
+        raise TypeError("archived grades are read-only: use manage.py restore_grades")
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("archived grades are read-only: use manage.py apply_retention")

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import csv
 import json
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import stats
 
@@ -16,27 +17,68 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+CSV_FIELDS = ("class_id", "term_id", "table_name", "status", "rows", "total_bytes", "exact")
+
+
 class Command(BaseCommand):
-    help = "One line per partition of activity_grades: class, term, table, rows, total size."
+    help = (
+        "One line per partition of activity_grades: class, term, table, rows, total size. "
+        "With --warn-rows/--warn-bytes, exits non-zero when a partition crosses a threshold."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--format", choices=["table", "json"], default="table")
+        parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
         parser.add_argument(
             "--exact", action="store_true", help="count(*) every partition instead of estimates"
+        )
+        parser.add_argument(
+            "--warn-rows", type=int, default=None, help="fail when a partition has more rows"
+        )
+        parser.add_argument(
+            "--warn-bytes", type=int, default=None, help="fail when a partition is larger (bytes)"
         )
         parser.add_argument("--database", default="default")
 
     def handle(self, *args, **options) -> None:
         rep = stats.report(exact=options["exact"], using=options["database"])
-        if options["format"] == "json":
-            payload = {
-                "partitions": [p.as_dict() for p in rep.partitions],
-                "total_rows": rep.total_rows,
-                "total_bytes": rep.total_bytes,
-                "rows_in_parent": rep.rows_in_parent,
-            }
-            self.stdout.write(json.dumps(payload, indent=2))
-            return
+        {"json": self._json, "csv": self._csv, "table": self._table}[options["format"]](
+            rep, options
+        )
+        over = self._over(rep, options["warn_rows"], options["warn_bytes"])
+        if over:
+            more = f"; and {len(over) - 10} more" if len(over) > 10 else ""
+            shown = "; ".join(over[:10]) + more
+            raise CommandError(f"{len(over)} partition(s) over the threshold: {shown}")
+
+    @staticmethod
+    def _over(rep: stats.Report, warn_rows: int | None, warn_bytes: int | None) -> list[str]:
+        out = []
+        for p in rep.partitions:
+            if warn_rows is not None and p.rows > warn_rows:
+                out.append(f"{p.table_name} has {p.rows:,} rows > {warn_rows:,}")
+            if warn_bytes is not None and p.total_bytes > warn_bytes:
+                out.append(
+                    f"{p.table_name} is {human_bytes(p.total_bytes)} > {human_bytes(warn_bytes)}"
+                )
+        return out
+
+    def _json(self, rep: stats.Report, options) -> None:
+        payload = {
+            "partitions": [p.as_dict() for p in rep.partitions],
+            "total_rows": rep.total_rows,
+            "total_bytes": rep.total_bytes,
+            "rows_in_parent": rep.rows_in_parent,
+        }
+        self.stdout.write(json.dumps(payload, indent=2))
+
+    def _csv(self, rep: stats.Report, options) -> None:
+        writer = csv.writer(self.stdout, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        for p in rep.partitions:
+            values = [getattr(p, f) for f in CSV_FIELDS]
+            writer.writerow(["" if v is None else v for v in values])
+
+    def _table(self, rep: stats.Report, options) -> None:
         headers = ("class", "term", "table", "rows", "total size")
         lines = [
             (p.class_id, p.term_id or "-", p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))

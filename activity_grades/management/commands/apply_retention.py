@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from activity_grades import retention
+
+from ._confirm import confirm, human_bytes
+
+
+class Command(BaseCommand):
+    help = (
+        "Drop archived grades older than the retention policy (whole academic years, from "
+        "the archive only; live partitions are never touched)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--years",
+            type=int,
+            metavar="N",
+            help="keep N academic years, current included (default: RETENTION_YEARS)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
+        )
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options) -> None:
+        using = options["database"]
+        try:
+            plan = retention.plan_retention(options["years"], using=using)
+        except retention.RetentionError as exc:
+            raise CommandError(str(exc)) from exc
+        if not plan.items:
+            self.stdout.write(
+                f"Nothing to do. (keeping {plan.keep_years} academic years"
+                + (f" from {plan.oldest_kept})" if plan.oldest_kept else ")")
+            )
+            return
+        self.stdout.write(
+            f"{'Would drop' if options['dry_run'] else 'Dropping'} {len(plan.items)} archive "
+            f"tables older than {plan.oldest_kept}: {plan.rows} rows, {human_bytes(plan.bytes)}"
+        )
+        for item in plan.items:
+            self.stdout.write(
+                f"  {item.table_name} ({item.academic_year}): {item.rows} rows, "
+                f"{human_bytes(item.bytes)}"
+            )
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
+            return
+        if not confirm(
+            self, f"Permanently delete {plan.rows} archived grades?", not options["interactive"]
+        ):
+            return
+        try:
+            result = retention.apply_retention(plan, using=using)
+        except retention.RetentionError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Dropped {len(result.dropped)} archive tables, {result.rows} rows, freed "
+                f"{human_bytes(result.bytes_freed)}, in {result.seconds:.2f} s."
+            )
+        )

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from activity_grades import archiving
+
+from ._confirm import confirm, human_bytes
+
+
+class Command(BaseCommand):
+    help = (
+        "Move the grades of ended terms into archived_activity_grades, one (class, term) "
+        "partition per transaction (verified copy, then the live partition is dropped)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--term", dest="terms", action="append", metavar="ID", help="term id (repeatable)"
+        )
+        parser.add_argument(
+            "--before-academic-year",
+            metavar="YEAR",
+            help="every term whose academic year sorts before YEAR (e.g. 2024-2025)",
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="allow the current or a future term"
+        )
+        parser.add_argument(
+            "--keep-detached",
+            action="store_true",
+            default=None,
+            help="keep each archived partition as a detached table (default: setting)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
+        )
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options) -> None:
+        if not options["terms"] and not options["before_academic_year"]:
+            raise CommandError("name what to archive: --term ID and/or --before-academic-year YEAR")
+        using = options["database"]
+        try:
+            plan = archiving.plan_archive(
+                options["terms"],
+                options["before_academic_year"],
+                force=options["force"],
+                keep_detached=options["keep_detached"],
+                using=using,
+            )
+        except archiving.ArchiveError as exc:
+            raise CommandError(str(exc)) from exc
+        if not plan.items:
+            self.stdout.write("Nothing to do. (no live partition of those terms)")
+            return
+        verb = "detach" if plan.keep_detached else "drop"
+        self.stdout.write(
+            f"{'Would archive' if options['dry_run'] else 'Archiving'} {len(plan.items)} "
+            f"partitions, {plan.rows} rows, {human_bytes(plan.bytes)} (then {verb} them):"
+        )
+        for item in plan.items:
+            self.stdout.write(
+                f"  {item.table_name}  class {item.class_id!r} term {item.term_id!r} "
+                f"({item.academic_year}): {item.rows} rows, {human_bytes(item.bytes)}"
+            )
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
+            return
+        if not confirm(
+            self,
+            f"Archive {plan.rows} grades and {verb} {len(plan.items)} partitions?",
+            not options["interactive"],
+        ):
+            return
+        try:
+            result = archiving.archive(plan, self._progress(options["verbosity"]), using=using)
+        except archiving.ArchiveError as exc:
+            raise CommandError(f"{exc} (partitions archived before it stay archived)") from exc
+        skipped = f", {len(result.skipped)} already archived" if result.skipped else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Archived {result.rows} rows from {len(result.archived)} partitions{skipped}, "
+                f"freed {human_bytes(result.bytes_freed)}, in {result.seconds:.2f} s."
+            )
+        )
+
+    def _progress(self, verbosity: int):
+        def report(done: int, total: int, item: archiving.ArchiveItem, rows: int | None) -> None:
+            if verbosity >= 1:
+                what = "already archived" if rows is None else f"{rows} rows"
+                self.stdout.write(f"  [{done}/{total}] {item.table_name}: {what}")
+
+        return report

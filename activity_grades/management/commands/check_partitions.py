@@ -1,0 +1,43 @@
+"""manage.py check_partitions [--fix]: health of the partition tree."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from activity_grades import health
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the activity_grades partition tree (routing trigger, empty parent, indexes, "
+        "CHECKs, triggers, markers, upcoming partitions, constraint_exclusion). "
+        "Exits non-zero when problems remain."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--fix",
+            action="store_true",
+            help="repair what is safe: missing indexes, missing upcoming partitions",
+        )
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options) -> None:
+        using = options["database"]
+        problems = health.run(using)
+        if problems and options["fix"]:
+            result = health.fix(problems)
+            for line in result.fixed:
+                self.stdout.write(self.style.SUCCESS(f"fixed: {line}"))
+            for line in result.failed:
+                self.stderr.write(self.style.ERROR(f"could not fix: {line}"))
+            problems = health.run(using)
+        for p in problems:
+            self.stdout.write(self.style.ERROR(f"{p.id} {p.message}"))
+            if p.hint:
+                self.stdout.write(f"    hint: {p.hint}")
+        if problems:
+            fixable = sum(p.fixable for p in problems)
+            tail = f"; {fixable} can be fixed with --fix" if fixable and not options["fix"] else ""
+            raise CommandError(f"{len(problems)} problem(s) in the partition tree{tail}")
+        self.stdout.write(self.style.SUCCESS("Partition tree OK."))

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from activity_grades import archiving
+
+from ._confirm import confirm
+
+
+class Command(BaseCommand):
+    help = (
+        "Bring archived grades of a term back into live partitions, one (class, term) per "
+        "transaction (verified copy, then removed from the archive)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--term",
+            dest="terms",
+            action="append",
+            metavar="ID",
+            required=True,
+            help="term id (repeatable)",
+        )
+        parser.add_argument(
+            "--class", dest="classes", action="append", metavar="ID", help="only this class"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
+        )
+        parser.add_argument("--database", default="default")
+
+    def handle(self, *args, **options) -> None:
+        using = options["database"]
+        try:
+            plan = archiving.plan_restore(options["terms"], options["classes"], using=using)
+        except archiving.ArchiveError as exc:
+            raise CommandError(str(exc)) from exc
+        if not plan.items:
+            self.stdout.write("Nothing to do. (no archived grades for that term/class)")
+            return
+        self.stdout.write(
+            f"{'Would restore' if options['dry_run'] else 'Restoring'} {plan.rows} rows "
+            f"in {len(plan.items)} (class, term) groups:"
+        )
+        for item in plan.items:
+            self.stdout.write(
+                f"  class {item.class_id!r} term {item.term_id!r} from {item.archive_table}: "
+                f"{item.rows} rows"
+            )
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
+            return
+        if not confirm(self, f"Restore {plan.rows} grades?", not options["interactive"]):
+            return
+
+        def progress(done: int, total: int, item: archiving.RestoreItem, rows: int) -> None:
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"  [{done}/{total}] class {item.class_id!r}: {rows} rows")
+
+        try:
+            result = archiving.restore(plan, progress, using=using)
+        except archiving.ArchiveError as exc:
+            raise CommandError(f"{exc} (groups restored before it stay restored)") from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Restored {result.rows} rows into {len(result.restored)} partitions "
+                f"in {result.seconds:.2f} s."
+            )
+        )

@@ -1,0 +1,86 @@
+"""QuerySets that read one class table or one (class, term) leaf instead of the parent.
+
+A query on the inheritance parent ``activity_grades`` plans and locks every child
+table. ``ActivityGrade.objects.for_class(class_id, term)`` returns an ordinary
+QuerySet whose FROM clause names the partition table (found in the registry,
+never rebuilt from the ids) while keeping the alias ``activity_grades``, so
+``filter()``, ``order_by()``, slicing, ``count()``, pagination and the admin
+work unchanged and the SQL only touches that table::
+
+    SELECT ... FROM "activity_grades_class_123_term_2024_fall" activity_grades
+     WHERE activity_grades.student_id = 's1'
+
+Writes: ``update()`` and ``delete()`` on such a QuerySet are correct (they touch
+only the rows the QuerySet selects: ``WHERE id IN (SELECT id FROM <partition> ...)``)
+but are sent to the parent, so they plan against the whole tree; use
+:class:`activity_grades.service.ActivityGradeService` for fast writes.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.sql.datastructures import BaseTable
+
+
+class ActivityGradeQuerySet(models.QuerySet):
+    def for_table(self, table_name: str) -> ActivityGradeQuerySet:
+        """Read from ``table_name`` (a partition from the registry) instead of the parent.
+
+        The name is quoted as an identifier by Django; pass only names taken from
+        ``activity_grades_partition.table_name``.
+        """
+        qs = self._chain()
+        alias = qs.query.get_initial_alias()
+        query = qs.query
+        old = query.alias_map[alias].table_name
+        query.alias_map[alias] = BaseTable(table_name, alias)
+        # table_map (table -> aliases) must follow, or relabelling (subqueries) fails.
+        query.table_map = {k: list(v) for k, v in query.table_map.items() if k != old}
+        query.table_map[table_name] = [alias]
+        return qs
+
+    def for_class(self, class_id: str, term: str | None = None) -> ActivityGradeQuerySet:
+        """Grades of one class (every term) or of one (class, term) partition.
+
+        Without ``term`` the class table is read; through inheritance it includes
+        all of the class's term tables. An unknown class or term gives an empty
+        QuerySet (``.none()``), never a query on the parent.
+        """
+        from .service import partition_table
+
+        table = partition_table(class_id, term, using=self.db)
+        if table is None:
+            return self.none()
+        return self.for_table(table)
+
+    def _reads_partition(self) -> bool:
+        return self.partition_table_name() != self.model._meta.db_table
+
+    def _through_parent(self) -> models.QuerySet:
+        # Django writes to the model's own table (the parent); the scope of the
+        # partition QuerySet is kept by selecting the ids from the partition.
+        return self.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
+
+    def update(self, **kwargs):
+        if self._reads_partition():
+            return self._through_parent().update(**kwargs)
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+    def delete(self):
+        if self._reads_partition():
+            return self._through_parent().delete()
+        return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+    def partition_table_name(self) -> str:
+        """The table this QuerySet reads (the parent unless ``for_class`` was used)."""
+        alias = self.query.get_initial_alias()
+        return self.query.alias_map[alias].table_name
+
+
+class ActivityGradeManager(models.Manager.from_queryset(ActivityGradeQuerySet)):
+    """Default manager of ActivityGrade: adds ``for_class`` and ``for_table``."""

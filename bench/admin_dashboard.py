@@ -1,0 +1,82 @@
+"""Render time of the admin partition dashboard, metrics and health checks with N partitions.
+
+Run against a scratch database (it creates N_CLASSES x (N_TERMS + 1) empty partitions):
+
+    DATABASE_URL=postgresql://.../scratch_db python manage.py migrate
+    DATABASE_URL=postgresql://.../scratch_db PYTHONPATH=. python bench/admin_dashboard.py 1000 5
+"""
+
+import datetime as dt
+import os
+import statistics
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gradeproject.settings")
+django.setup()
+from django.contrib.auth.models import User  # noqa: E402
+from django.test import Client  # noqa: E402
+
+from activity_grades import health, partitioning, stats  # noqa: E402
+from gradeproject.lms.models import Activity, SchoolClass, Term  # noqa: E402
+
+N_CLASSES = int(sys.argv[1])
+N_TERMS = int(sys.argv[2])
+if not Term.objects.exists():
+    for i in range(N_TERMS):
+        y = 2020 + i // 2
+        s, e = (
+            (dt.date(y, 1, 10), dt.date(y, 6, 30))
+            if i % 2 == 0
+            else (dt.date(y, 8, 1), dt.date(y, 12, 20))
+        )
+        Term.objects.create(id=f"t{i:02d}", start_date=s, end_date=e, academic_year=str(y))
+    SchoolClass.objects.bulk_create(SchoolClass(id=f"c{i:05d}", name="x") for i in range(N_CLASSES))
+    Activity.objects.bulk_create(
+        Activity(id=f"c{i:05d}/a", school_class_id=f"c{i:05d}", title="x") for i in range(N_CLASSES)
+    )
+    t = time.monotonic()
+    partitioning.apply(partitioning.plan(all_terms=True))
+    print("created partitions in", round(time.monotonic() - t, 1), "s")
+    User.objects.create_superuser("root", "r@x", "pw")
+print("partitions:", stats.overview().partitions.__len__())
+c = Client()
+c.force_login(User.objects.get(username="root"))
+
+
+def timeit(label, fn, n=5):
+    fn()
+    xs = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        xs.append(time.perf_counter() - t)
+    print(
+        f"{label}: median {statistics.median(xs) * 1000:.0f} ms of {n} runs "
+        f"(min {min(xs) * 1000:.0f}, max {max(xs) * 1000:.0f})"
+    )
+
+
+timeit("stats.overview()", stats.overview)
+timeit(
+    "GET partitions page",
+    lambda: c.get("/admin/activity_grades/partition/").status_code == 200 or sys.exit("bad"),
+)
+timeit(
+    "GET page sorted -total_bytes, class filter",
+    lambda: c.get("/admin/activity_grades/partition/?o=-total_bytes&class=c00042"),
+)
+timeit("GET /activity-grades/metrics (prometheus)", lambda: c.get("/activity-grades/metrics"))
+timeit("health.run()", health.run, n=3)
+timeit(
+    "GET grades changelist (no class: asks for one)",
+    lambda: c.get("/admin/activity_grades/activitygrade/"),
+    n=3,
+)
+timeit(
+    "GET grades changelist ?class=c00042",
+    lambda: c.get("/admin/activity_grades/activitygrade/?class=c00042"),
+    n=3,
+)

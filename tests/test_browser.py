@@ -1,0 +1,141 @@
+"""The partition dashboard in a real headless Chromium (Debian's), driven by Playwright.
+
+Skipped only when /usr/bin/chromium is absent. Never runs ``playwright install``:
+the browser is the system one. The screenshot lands in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from .admin_support import leaf, make_grades, staff
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium"),
+]
+
+
+def png_pixels(path: Path) -> tuple[int, int, set[bytes]]:
+    """Decode an 8-bit RGB/RGBA PNG with the stdlib: (width, height, distinct pixels)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big")
+            depth, color = body[8], body[9]
+            assert depth == 8 and color in (2, 6), (depth, color)
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    seen: set[bytes] = set()
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pred) & 255
+        if y % 4 == 0:  # sample every 4th row: plenty to tell a blank page
+            seen.update(bytes(line[i : i + 3]) for i in range(0, stride, bpp * 2))
+        prev = line
+    return width, height, seen
+
+
+@pytest.fixture
+def site(committed_lms, live_server):
+    make_grades()
+    staff("root", superuser=True)
+    return live_server.url, leaf("123", "2023_fall"), leaf("456", None), leaf("456", "2023_fall")
+
+
+def test_partitions_page_in_chromium(site):
+    # Not importorskip: with chromium present, a missing playwright package is a failure.
+    from playwright import sync_api
+    base, biggest, class_456, leaf_456 = site
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "partitions.png"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"{base}/admin/login/?next=/admin/activity_grades/partition/")
+            page.fill("#id_username", "root")
+            page.fill("#id_password", "pw")
+            page.click("input[type=submit]")
+            page.wait_for_selector("#ag-partitions")
+            assert page.inner_text("#ag-total-partitions") == "5"
+            assert page.is_visible("#ag-term-chart")
+            assert page.is_visible("#ag-create-upcoming")  # superuser action
+
+            # sort by total size, largest first (click twice: ascending, then descending)
+            page.click("a[data-sort=total_bytes]")
+            page.wait_for_url("**o=total_bytes*")
+            page.click("a[data-sort=total_bytes]")
+            page.wait_for_url("**o=-total_bytes*")
+            rows = page.eval_on_selector_all(
+                "#ag-partitions tbody tr", "els => els.map(e => e.dataset.table)"
+            )
+            assert rows[0] == biggest and len(rows) == 5
+
+            # filter by class through the form
+            page.select_option("select[name=class]", "123")
+            page.click("#ag-filter-form input[type=submit]")
+            page.wait_for_url("**class=123*")
+            rows = page.eval_on_selector_all(
+                "#ag-partitions tbody tr", "els => els.map(e => e.dataset.table)"
+            )
+            assert len(rows) == 3 and all("123" in r for r in rows)
+
+            # drill down from class 456 to its terms
+            page.goto(f"{base}/admin/activity_grades/partition/")
+            page.click(f"tr[data-table='{leaf_456}'] a.ag-drill")
+            page.wait_for_url("**class=456*")
+            assert "Class 456" in page.inner_text(".breadcrumbs")
+            rows = page.eval_on_selector_all(
+                "#ag-partitions tbody tr", "els => els.map(e => e.dataset.table)"
+            )
+            assert set(rows) == {class_456, leaf_456}
+
+            page.goto(f"{base}/admin/activity_grades/partition/?o=-total_bytes")
+            page.wait_for_selector("#ag-term-chart rect")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    width, height, colours = png_pixels(shot)
+    assert width >= 1000 and height >= 500
+    assert len(colours) > 20, "the screenshot looks blank"
