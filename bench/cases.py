@@ -101,9 +101,22 @@ INSERT_TARGETS = {
 }
 
 
+def interleaved(runs: dict[str, Callable[[int], None]], repeat: int, teardown) -> dict[str, float]:
+    """Median seconds per target; repetitions alternate between targets (fairer on a
+    shared machine than running one target's repetitions back to back)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for rep in range(repeat):
+        for name, fn in runs.items():
+            started = time.perf_counter()
+            fn(rep)
+            times[name].append(time.perf_counter() - started)
+            teardown(rep)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def single_row_inserts(count: int, repeat: int, targets=INSERT_TARGETS, label="") -> list[Result]:
     base = _new_rows(count)
-    results = []
+    runs = {}
     for name, (table, cols) in targets.items():
         stmt = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             sql.Identifier(table),
@@ -116,13 +129,14 @@ def single_row_inserts(count: int, repeat: int, targets=INSERT_TARGETS, label=""
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.cursor.executemany(stmt, rows)
 
-        t = median_time(run, repeat, teardown=lambda rep: _cleanup(f"rs{rep}_"))
-        results.append(Result("single-row INSERT" + label, name, t, extra={"rows": count}))
-    return results
+        runs[name] = run
+    medians = interleaved(runs, repeat, lambda rep: _cleanup(f"rs{rep}_"))
+    case = "single-row INSERT" + label
+    return [Result(case, name, t, extra={"rows": count}) for name, t in medians.items()]
 
 
 def set_based_inserts(count: int, repeat: int, targets=INSERT_TARGETS, label="") -> list[Result]:
-    results = []
+    runs = {}
     for name, (table, cols) in targets.items():
         select = [
             sql.SQL("%s || {}").format(sql.Identifier(c))
@@ -141,12 +155,15 @@ def set_based_inserts(count: int, repeat: int, targets=INSERT_TARGETS, label="")
             with transaction.atomic():
                 _exec(stmt, [tag, tag, count])
 
-        t = median_time(run, repeat, teardown=lambda rep: _cleanup(f"rb{rep}_"))
-        results.append(Result("INSERT ... SELECT" + label, name, t, extra={"rows": count}))
-    return results
+        runs[name] = run
+    medians = interleaved(runs, repeat, lambda rep: _cleanup(f"rb{rep}_"))
+    case = "INSERT ... SELECT" + label
+    return [Result(case, name, t, extra={"rows": count}) for name, t in medians.items()]
 
 
-def bulk_ingest(count: int, repeat: int, label="") -> list[Result]:
+def bulk_ingest(
+    count: int, repeat: int, label="", service_name="app service.record_many", with_native=True
+) -> list[Result]:
     base = _new_rows(count)
     svc = ActivityGradeService()
     given = COLUMNS[:-2]  # the service looks up class and term itself
@@ -170,18 +187,17 @@ def bulk_ingest(count: int, repeat: int, label="") -> list[Result]:
     def service(rep):
         svc.record_many(as_dicts(rep))
 
-    results = []
-    for name, run in (
-        ("unpartitioned (COPY)", copy_into(FLAT)),
-        ("native (COPY)", copy_into("bench_native")),
-        ("app service.record_many", service),
-    ):
-        t = median_time(run, repeat, teardown=lambda rep: _cleanup(f"ri{rep}_"))
-        base_name = "unpartitioned (COPY)"
-        results.append(
-            Result("bulk ingest" + label, name, t, extra={"rows": count}, baseline=base_name)
+    runs = {"unpartitioned (COPY)": copy_into(FLAT)}
+    if with_native:
+        runs["native (COPY)"] = copy_into("bench_native")
+    runs[service_name] = service
+    medians = interleaved(runs, repeat, lambda rep: _cleanup(f"ri{rep}_"))
+    return [
+        Result(
+            "bulk ingest" + label, name, t, extra={"rows": count}, baseline="unpartitioned (COPY)"
         )
-    return results
+        for name, t in medians.items()
+    ]
 
 
 # -- reads ---------------------------------------------------------------------------
@@ -496,18 +512,19 @@ def trigger_variants(single: int, batch: int, ingest: int, repeat: int) -> list[
                 set_candidate_route(True)
             else:
                 set_key_trigger(mode)
-            for r in single_row_inserts(single, repeat, app) + set_based_inserts(
-                batch, repeat, app
-            ):
-                r.target = f"app ({label})"
-                out.append(r)
+            # Each variant gets its own unpartitioned baseline measured alongside it.
+            targets = {
+                "unpartitioned": INSERT_TARGETS["unpartitioned"],
+                f"app ({label})": app["app (parent trigger)"],
+            }
+            out += single_row_inserts(single, repeat, targets, f" [{label}]")
+            out += set_based_inserts(batch, repeat, targets, f" [{label}]")
             if mode == "static":
                 set_candidate_route(False)
                 continue
-            for r in bulk_ingest(ingest, repeat):
-                if r.target.startswith("app"):
-                    r.target = f"app service ({label})"
-                    out.append(r)
+            out += bulk_ingest(
+                ingest, repeat, f" [{label}]", f"app service ({label})", with_native=False
+            )
     finally:
         set_candidate_route(False)
         set_key_trigger("statement")

@@ -7,15 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import stats
 
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
+from ._confirm import human_bytes
 
 CSV_FIELDS = ("class_id", "term_id", "table_name", "status", "rows", "total_bytes", "exact")
 
