@@ -18,17 +18,28 @@ from gradeproject.lms.models import Activity, SchoolClass, Term
 
 
 def drop_all_partitions() -> None:
-    """Drop every table the registry lists, checking the app's ownership marker."""
+    """Drop every table in the tree under activity_grades, checking the ownership marker.
+
+    Walks pg_inherits rather than the registry, so a table a failed test left
+    without a registry row is dropped too.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT table_name, obj_description(to_regclass(quote_ident(table_name)), 'pg_class') "
-            "FROM activity_grades_partition ORDER BY term_id IS NULL, id"
+            """
+            WITH RECURSIVE tree(oid, depth) AS (
+                SELECT inhrelid, 1 FROM pg_inherits WHERE inhparent = 'activity_grades'::regclass
+                UNION ALL
+                SELECT i.inhrelid, t.depth + 1 FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
+            )
+            SELECT c.relname, obj_description(c.oid, 'pg_class')
+              FROM tree t JOIN pg_class c ON c.oid = t.oid ORDER BY t.depth DESC
+            """
         )
         for table, marker in cursor.fetchall():
-            if marker is None:
-                continue  # already gone
             assert marker == "activity_grades:partition", (table, marker)
-            cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)).as_string())
+            cursor.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)).as_string()
+            )
         cursor.execute("DELETE FROM activity_grades_partition")
         cursor.execute("DELETE FROM activity_grades_key")
 
