@@ -22,10 +22,10 @@ class PartitionStats:
         return asdict(self)
 
 
-@dataclass
-class Report:
-    partitions: list[PartitionStats]
-    rows_in_parent: int
+class _Totals:
+    """Sums over ``self.partitions`` (anything with ``rows`` and ``total_bytes``)."""
+
+    partitions: list
 
     @property
     def total_rows(self) -> int:
@@ -34,6 +34,12 @@ class Report:
     @property
     def total_bytes(self) -> int:
         return sum(p.total_bytes for p in self.partitions)
+
+
+@dataclass
+class Report(_Totals):
+    partitions: list[PartitionStats]
+    rows_in_parent: int
 
 
 # Live tuples from the statistics collector are fresh after writes; reltuples only
@@ -136,19 +142,11 @@ class TermTotal:
 
 
 @dataclass
-class Overview:
+class Overview(_Totals):
     """Every partition plus the totals the admin page and the endpoint show."""
 
     partitions: list[PartitionDetail]
     rows_in_parent: int
-
-    @property
-    def total_rows(self) -> int:
-        return sum(p.rows for p in self.partitions)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(p.total_bytes for p in self.partitions)
 
     @property
     def largest(self) -> PartitionDetail | None:
