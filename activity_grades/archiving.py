@@ -380,6 +380,12 @@ def archive(
             logger.info("archived %s rows of %s (%s)", rows, item.table_name, item.academic_year)
         if progress:
             progress(i, len(archive_plan.items), item, rows)
+    if result.archived:
+        # This process's service must not read a table that is gone (other processes
+        # expire their cached names after service.CACHE_SECONDS).
+        from .service import invalidate_partition_cache
+
+        invalidate_partition_cache()
     result.seconds = time.monotonic() - started
     return result
 

@@ -334,3 +334,22 @@ def test_bench_runs_end_to_end(tmp_path):
     report = (tmp_path / "results.md").read_text()
     assert "| single-row INSERT" in report
     assert (tmp_path / "results.png").stat().st_size > 0
+
+
+@pytest.mark.django_db
+def test_archiving_a_term_clears_the_service_table_cache(lms):
+    """After archive(), this process's service reads nothing from the dropped leaf."""
+    import datetime as dt
+
+    from activity_grades import archiving, service
+    from activity_grades.service import ActivityGradeService
+
+    at = dt.datetime(2023, 9, 1, tzinfo=dt.timezone.utc)
+    svc = ActivityGradeService()
+    svc.record("123/a0", "s1", status="graded", submitted_at=at, created_at=at)
+    assert len(svc.gradebook("123", "2023_fall")) == 1  # caches the leaf's name
+    assert service._cache
+    plan = archiving.plan_archive(["2023_fall"], force=True)
+    archiving.archive(plan)
+    assert not service._cache
+    assert svc.gradebook("123", "2023_fall") == []
