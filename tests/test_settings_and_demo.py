@@ -72,6 +72,25 @@ def test_partition_report_table_and_json(lms):
     }
 
 
+def test_partition_report_prints_long_table_names_whole():
+    from gradeproject.lms.models import SchoolClass, Term
+
+    Term.objects.create(
+        id="Fall Term 2030", start_date="2030-08-01", end_date="2030-12-31", academic_year="2030"
+    )
+    SchoolClass.objects.create(id="Advanced Placement Chemistry " * 5, name="x")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM activity_grades_ensure_partition(%s, %s)",
+            ["Advanced Placement Chemistry " * 5, "Fall Term 2030"],
+        )
+        table = cursor.fetchone()[0]
+    assert len(table) == 63
+    out = StringIO()
+    call_command("partition_report", stdout=out)
+    assert table in out.getvalue()
+
+
 def test_load_demo_data_routes_every_grade_and_is_idempotent():
     out = StringIO()
     args = [

@@ -76,13 +76,18 @@ class Command(BaseCommand):
             (p.class_id, p.term_id or "-", p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))
             for p in rep.partitions
         ]
-        widths = [
-            min(40, max([len(h)] + [len(r[i]) for r in lines])) for i, h in enumerate(headers)
+        # Ids can be 200 characters and are cut; table names (at most 63) never are,
+        # since they are what a user copies into psql.
+        caps = (40, 40, 63, 40, 40)
+        lines = [
+            tuple(v if len(v) <= c else v[: c - 3] + "..." for v, c in zip(r, caps, strict=True))
+            for r in lines
         ]
+        widths = [max([len(h)] + [len(r[i]) for r in lines]) for i, h in enumerate(headers)]
         fmt = "  ".join(f"{{:{'>' if i == 3 else '<'}{w}}}" for i, w in enumerate(widths))
         self.stdout.write(fmt.format(*headers))
         for row in lines:
-            self.stdout.write(fmt.format(*(v if len(v) <= 40 else v[:37] + "..." for v in row)))
+            self.stdout.write(fmt.format(*row))
         kind = "exact" if options["exact"] else "estimated"
         self.stdout.write(
             f"{len(rep.partitions)} partitions, {rep.total_rows:,} rows ({kind}), "
