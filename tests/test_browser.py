@@ -86,6 +86,7 @@ def site(committed_lms, live_server):
 def test_partitions_page_in_chromium(site):
     # Not importorskip: with chromium present, a missing playwright package is a failure.
     from playwright import sync_api
+
     base, biggest, class_456, leaf_456 = site
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "partitions.png"

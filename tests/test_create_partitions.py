@@ -199,11 +199,6 @@ def test_race_where_the_first_creator_rolls_back(committed_lms):
         assert where_is(cursor, "r2") == "activity_grades_class_456_term_2024_spring"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race, open: on PostgreSQL 15 under load create_partitions once found a "
-    "partition table without its registry row ('partition name ... is taken')",
-)
 def test_concurrent_writers_while_create_partitions_runs(committed):
     """Hostile ids, back-dated and between-term rows, 4 writers, create_partitions at once."""
     from tests.test_naming import HOSTILE

@@ -116,3 +116,61 @@ def test_index_names_fit_and_are_unique_for_long_tables():
         indexes = [r[0] for r in cursor.fetchall()]
     assert len(indexes) == 8 and len(set(indexes)) == 8
     assert all(len(i) <= 63 for i in indexes)
+
+
+def _partition_name(cursor, class_id, term_id):
+    cursor.execute("SELECT activity_grades_partition_name(%s, %s)", [class_id, term_id])
+    return cursor.fetchone()[0]
+
+
+def test_name_of_an_existing_partition_is_its_own_name():
+    """Asking again (a planner racing a creator) gives the registered name, no error."""
+    make(["123", "O'Brien"], ["2023_fall", "t'; --"])
+    with connection.cursor() as cursor:
+        for class_id, term_id in [("123", "2023_fall"), ("O'Brien", "t'; --"), ("123", None)]:
+            assert _partition_name(cursor, class_id, term_id) == name_of(class_id, term_id)
+
+
+def test_a_table_outside_the_registry_is_never_claimed():
+    make(["O'Brien"], [])
+    with connection.cursor() as cursor:
+        taken = _partition_name(cursor, "O'Brien", None)
+        cursor.execute(f'CREATE TABLE "{taken}" (x int)')
+        with pytest.raises(Exception, match="is taken"):
+            _partition_name(cursor, "O'Brien", None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_creators_of_one_readable_name_both_succeed(committed):
+    """Class 'a_term_b' and (class 'a', term 'b') want the same readable name at once."""
+    import threading
+
+    from tests.helpers import connect
+
+    make(["a_term_b", "a"], ["b"])
+    name_of("a", None)  # the class table of 'a' exists; only the two contested names remain
+    first = connect(autocommit=False)
+    first.execute("SELECT * FROM activity_grades_ensure_partition('a_term_b', NULL)")
+    result: dict = {}
+
+    def second() -> None:
+        try:
+            with connect() as conn:
+                row = conn.execute(
+                    "SELECT table_name FROM activity_grades_ensure_partition('a', 'b')"
+                ).fetchone()
+                result["table"] = row[0]
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            result["error"] = exc
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive(), "the second creator did not wait for the first"
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert "error" not in result, result
+    assert name_of("a_term_b", None) == "activity_grades_class_a_term_b"
+    assert result["table"] != "activity_grades_class_a_term_b"
+    assert len(result["table"]) <= 63
