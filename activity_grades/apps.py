@@ -5,11 +5,12 @@ from django.db.models.signals import post_migrate
 def _install_lookups(sender, using: str = "default", **kwargs) -> None:
     from django.db import connections
 
-    from . import lookups
+    from . import dispatch, lookups
 
     # Only once the app's tables exist (migrate --fake-initial, partial migrations).
     if "activity_grades_partition" in connections[using].introspection.table_names():
         lookups.install(using)
+        dispatch.install(using)
 
 
 class ActivityGradesConfig(AppConfig):

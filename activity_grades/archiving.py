@@ -21,7 +21,7 @@ from django.db import IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from . import conf, partitioning
+from . import conf, dispatch, partitioning
 
 logger = logging.getLogger("activity_grades")
 
@@ -381,13 +381,19 @@ def archive(
         if progress:
             progress(i, len(archive_plan.items), item, rows)
     if result.archived:
-        # This process's service must not read a table that is gone (other processes
-        # expire their cached names after service.CACHE_SECONDS).
-        from .service import invalidate_partition_cache
-
-        invalidate_partition_cache()
+        _registry_changed(using)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _registry_changed(using: str) -> None:
+    # This process's service must not read a table that is gone (other processes
+    # expire their cached names after service.CACHE_SECONDS), and the trigger's fast
+    # path should cover the leaves that are live now.
+    from .service import invalidate_partition_cache
+
+    invalidate_partition_cache()
+    dispatch.install(using)
 
 
 # --------------------------------------------------------------------------- restore
@@ -517,6 +523,8 @@ def restore(
         )
         if progress:
             progress(i, len(restore_plan.items), item, rows)
+    if result.restored:
+        _registry_changed(using)
     result.seconds = time.monotonic() - started
     return result
 

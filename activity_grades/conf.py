@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "TERM_TIME_ZONE": None,
     # create_partitions without --term: the current term and this many after it.
     "UPCOMING_TERMS": 1,
+    # The routing trigger plans one INSERT per session for this many of the most recent
+    # term leaves (activity_grades.dispatch); others take a slower dynamic INSERT. 0: off.
+    "FAST_ROUTE_PARTITIONS": 2000,
     # Metrics endpoint: also accept "Authorization: Bearer <token>" (None: login only).
     "METRICS_TOKEN": None,
     # Table where the maintenance job records its runs (read for the age metric).

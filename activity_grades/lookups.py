@@ -47,6 +47,13 @@ def lookup_functions_sql(cursor) -> sql.Composed:
     }
     # Term dates are whole days in the school's zone; ranges are half-open
     # [start 00:00, day after end 00:00), so the last day counts to midnight.
+    # When terms overlap, the one that starts last wins.
+    params["term_at"] = sql.SQL(
+        "SELECT t.{term_id}::text FROM {terms} t"
+        " WHERE p_at >= t.{start}::timestamp AT TIME ZONE {tz}"
+        " AND p_at < (t.{end} + 1)::timestamp AT TIME ZONE {tz}"
+        " ORDER BY t.{start} DESC, t.{term_id} DESC LIMIT 1"
+    ).format(**params)
     return sql.SQL(
         """
 CREATE OR REPLACE FUNCTION activity_grades_class_of(p_activity_id text) RETURNS text
@@ -59,10 +66,18 @@ END $fn$;
 CREATE OR REPLACE FUNCTION activity_grades_term_at(p_at timestamptz) RETURNS text
 LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
-    RETURN (SELECT t.{term_id}::text FROM {terms} t
-             WHERE p_at >= t.{start}::timestamp AT TIME ZONE {tz}
-               AND p_at < (t.{end} + 1)::timestamp AT TIME ZONE {tz}
-             ORDER BY t.{start} DESC, t.{term_id} DESC LIMIT 1);
+    RETURN ({term_at});
+END $fn$;
+
+-- The routing trigger's lookup: class and term of a new grade in one query.
+CREATE OR REPLACE FUNCTION activity_grades_locate(
+    p_activity_id text, p_at timestamptz, OUT class_id text, OUT term_id text
+) LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    SELECT a.{act_class}::text,
+           ({term_at})
+      INTO class_id, term_id
+      FROM {activities} a WHERE a.{act_id} = p_activity_id::{act_id_type};
 END $fn$;
 
 CREATE OR REPLACE FUNCTION activity_grades_term_bounds(

@@ -17,7 +17,7 @@ from datetime import datetime
 from django.db import connections, transaction
 from django.utils import timezone
 
-from . import conf
+from . import conf, dispatch
 
 logger = logging.getLogger("activity_grades")
 
@@ -212,5 +212,7 @@ def apply(
             logger.info("created partition %s", table)
         if progress:
             progress(i, len(todo), planned)
+    # Also picks up partitions writers created on demand since the last run.
+    dispatch.install(using)
     existing = len(partition_plan.partitions) - len(created)
     return CreateResult(created, existing, time.monotonic() - started)
