@@ -20,6 +20,7 @@ better than real essays).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -243,6 +244,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default=f"bench_archive_{os.getpid()}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench.run)")
     args = parser.parse_args()
 
     server = benchdb.server_url()
@@ -260,6 +262,13 @@ def main() -> None:
                 flush=True,
             )
         report(args, runs)
+        if args.json:
+            medians = {
+                k: statistics.median(r[k] for r in runs)
+                for k, v in runs[0].items()
+                if isinstance(v, int | float)
+            }
+            args.json.write_text(json.dumps({**medians, "runs": len(runs)}))
     finally:
         if not args.keep:
             from django.db import connections

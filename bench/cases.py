@@ -444,7 +444,7 @@ def leaf_count() -> int:
     return _exec("SELECT count(*) FROM activity_grades_partition WHERE term_id IS NOT NULL")[0][0]
 
 
-# -- where the trigger's time goes; a candidate ----------------------------------------
+# -- where the trigger's time goes ----------------------------------------------------
 
 KEY_ROW_TRIGGER = r"""
 CREATE OR REPLACE FUNCTION bench_keys_insert_row() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -461,7 +461,7 @@ def _leaves() -> list[str]:
 
 
 def set_key_trigger(mode: str) -> None:
-    """'statement' (migration 0001), 'row' (candidate) or 'off' (no key index: diagnosis)."""
+    """'statement' (migration 0001), 'row' (a variant) or 'off' (no key index: diagnosis)."""
     _exec(KEY_ROW_TRIGGER)
     for table in _leaves():
         t = sql.Identifier(table)
@@ -478,40 +478,17 @@ def set_key_trigger(mode: str) -> None:
             )
 
 
-CANDIDATE_SQL = Path(__file__).with_name("candidate_route.sql")
-
-
-def set_candidate_route(on: bool) -> None:
-    """Swap the parent's routing trigger for bench/candidate_route.sql (or back)."""
-    _exec(CANDIDATE_SQL.read_text())
-    _exec("DROP TRIGGER IF EXISTS bench_candidate_route ON activity_grades")
-    if not on:
-        _exec("ALTER TABLE activity_grades ENABLE TRIGGER activity_grades_route")
-        return
-    for table in _leaves():
-        _exec(_exec("SELECT bench_candidate_insert_fn_ddl(%s)", [table])[0][0])
-    _exec("ALTER TABLE activity_grades DISABLE TRIGGER activity_grades_route")
-    _exec(
-        "CREATE TRIGGER bench_candidate_route BEFORE INSERT ON activity_grades "
-        "FOR EACH ROW EXECUTE FUNCTION bench_candidate_route()"
-    )
-
-
 def trigger_variants(single: int, batch: int, ingest: int, repeat: int) -> list[Result]:
-    """Insert cases through the app tree: candidate trigger, row key trigger, no key index."""
+    """Insert cases through the app tree with the key index kept per row, or switched off."""
     app = {"app (parent trigger)": INSERT_TARGETS["app (parent trigger)"]}
     out: list[Result] = []
     variants = (
-        ("static", "candidate: static per-leaf insert functions"),
         ("row", "variant: row-level key trigger"),
         ("off", "diagnosis: no key index"),
     )
     try:
         for mode, label in variants:
-            if mode == "static":
-                set_candidate_route(True)
-            else:
-                set_key_trigger(mode)
+            set_key_trigger(mode)
             # Each variant gets its own unpartitioned baseline measured alongside it.
             targets = {
                 "unpartitioned": INSERT_TARGETS["unpartitioned"],
@@ -519,14 +496,10 @@ def trigger_variants(single: int, batch: int, ingest: int, repeat: int) -> list[
             }
             out += single_row_inserts(single, repeat, targets, f" [{label}]")
             out += set_based_inserts(batch, repeat, targets, f" [{label}]")
-            if mode == "static":
-                set_candidate_route(False)
-                continue
             out += bulk_ingest(
                 ingest, repeat, f" [{label}]", f"app service ({label})", with_native=False
             )
     finally:
-        set_candidate_route(False)
         set_key_trigger("statement")
         _exec(
             "DELETE FROM activity_grades_key k WHERE k.id LIKE 'r%%' AND NOT EXISTS "
@@ -535,12 +508,52 @@ def trigger_variants(single: int, batch: int, ingest: int, repeat: int) -> list[
     return out
 
 
-# HOOK(archiving): the archiving work (activity_grades.archiving) is built elsewhere.
-# When it exists, add a case here (e.g. archive one term of the data set and measure
-# seconds, rows/s and bytes per row before/after) and list it in run.CASES.
-def archiving(repeat: int) -> list[Result]:
-    import importlib.util
+def archiving(rows: int, repeat: int) -> list[Result]:
+    """Archive one term of ``rows`` grades vs INSERT ... SELECT + DELETE on one table.
 
-    if importlib.util.find_spec("activity_grades.archiving") is None:
-        return []
-    return []  # not measured yet: see the HOOK comment above
+    bench/archive_bench.py builds its own data set in its own scratch database, so it
+    runs as a child process; its medians come back as JSON.
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "archive.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("archive_bench.py")),
+                "--rows",
+                str(rows),
+                "--runs",
+                str(repeat),
+                "--json",
+                str(out),
+            ],
+            check=True,
+        )
+        m = json.loads(out.read_text())
+    case = "archive one term"
+    extra = {"rows": int(m["rows"])}
+    return [
+        Result(
+            case,
+            "unpartitioned (INSERT ... SELECT + DELETE)",
+            m["flat_s"],
+            extra={**extra, "WAL MB": m["flat_wal"] / 1e6},
+            baseline="unpartitioned (INSERT ... SELECT + DELETE)",
+        ),
+        Result(
+            case,
+            "app archive_grades",
+            m["archive_s"],
+            extra={
+                **extra,
+                "WAL MB": m["archive_wal"] / 1e6,
+                "WAL vs unpartitioned": m["archive_wal"] / m["flat_wal"],
+            },
+            baseline="unpartitioned (INSERT ... SELECT + DELETE)",
+        ),
+    ]

@@ -43,6 +43,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=50000,
         help="rows of the INSERT ... SELECT and bulk-ingest cases",
     )
+    p.add_argument(
+        "--archive-rows", type=int, default=1_000_000, help="rows of the archived term (0: skip)"
+    )
     p.add_argument("--points", type=int, default=200, help="point queries per repetition")
     p.add_argument("--gradebooks", type=int, default=10, help="gradebooks per repetition")
     p.add_argument(
@@ -53,9 +56,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default="100,1000,5000,10000",
         help="leaf counts for the point-query sweep (comma separated)",
     )
-    p.add_argument(
-        "--no-variants", action="store_true", help="skip the trigger diagnosis/candidate runs"
-    )
+    p.add_argument("--no-variants", action="store_true", help="skip the trigger diagnosis runs")
     p.add_argument("--database-name", default="scratch_bench", help="scratch database name")
     p.add_argument("--keep", action="store_true", help="keep the scratch database")
     p.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
@@ -140,9 +141,11 @@ def run(args: argparse.Namespace, scratch_url: str, results: list) -> None:
     pairs = cases.sample_points(args.gradebooks, seed=2)
     results += cases.gradebooks([(c, t) for _, c, t in pairs], r)
     if not args.no_variants:
-        step("trigger variants (candidate route, row-level key trigger, no key index)")
+        step("trigger variants (row-level key trigger, no key index)")
         results += cases.trigger_variants(args.single_rows, args.batch_rows, args.batch_rows, r)
-    results += cases.archiving(r)  # HOOK(archiving): empty until archiving exists
+    step(f"archiving one term of {args.archive_rows} rows (bench/archive_bench.py)")
+    if args.archive_rows:
+        results += cases.archiving(args.archive_rows, r)
 
     points = cases.sample_points(args.points)
     counts = sorted(int(c) for c in args.partition_counts.split(",") if c.strip())

@@ -319,6 +319,8 @@ def test_bench_runs_end_to_end(tmp_path):
             "50",
             "--batch-rows",
             "200",
+            "--archive-rows",
+            "1000",
             "--database-name",
             f"bench_smoke_{os.getpid()}",
             "--output",
@@ -333,6 +335,7 @@ def test_bench_runs_end_to_end(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report = (tmp_path / "results.md").read_text()
     assert "| single-row INSERT" in report
+    assert "| archive one term | app archive_grades" in report
     assert (tmp_path / "results.png").stat().st_size > 0
 
 
