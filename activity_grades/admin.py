@@ -30,6 +30,7 @@ from django.utils.http import urlencode
 
 from . import conf, health, partitioning, stats
 from .models import ActivityGrade, Partition
+from .service import table_of_grade
 
 PER_PAGE = 100
 
@@ -422,15 +423,10 @@ class ActivityGradeAdmin(admin.ModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         # The key index says which partition holds the grade: read that table only.
         if from_field is None:
-            with connections[self.model.objects.db].cursor() as cursor:
-                cursor.execute(
-                    "SELECT class_id, term_id FROM activity_grades_key WHERE id = %s", [object_id]
-                )
-                row = cursor.fetchone()
-            if row is None:
+            table = table_of_grade(object_id, self.model.objects.db)
+            if table is None:
                 return None
-            qs = self.get_queryset(request).for_class(*row)
-            return qs.filter(pk=object_id).first()
+            return self.get_queryset(request).for_table(table).filter(pk=object_id).first()
         return super().get_object(request, object_id, from_field)
 
     @admin.display(description="partition")

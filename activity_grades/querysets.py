@@ -19,6 +19,8 @@ but are sent to the parent, so they plan against the whole tree; use
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.sql import UpdateQuery
+from django.db.models.sql.constants import ROW_COUNT
 from django.db.models.sql.datastructures import BaseTable
 
 
@@ -75,6 +77,22 @@ class ActivityGradeQuerySet(models.QuerySet):
 
     delete.alters_data = True
     delete.queryset_only = True
+
+    def _update_table(self, table_name: str, values) -> int:
+        """Model.save()'s UPDATE sent to ``table_name`` itself (a registry name).
+
+        Renames the query's alias to the table, so the SQL is
+        ``UPDATE "<leaf>" SET ... WHERE "<leaf>"."id" = ...`` and plans one table.
+        """
+        query = self.query.chain(UpdateQuery)
+        query.add_update_fields(values)
+        query.annotations = {}
+        old = query.get_initial_alias()
+        query.change_aliases({old: table_name})
+        query.alias_map[table_name] = BaseTable(table_name, table_name)
+        query.table_map = {table_name: [table_name]}
+        query.__dict__.pop("base_table", None)  # a cached_property of the old alias
+        return query.get_compiler(self.db).execute_sql(ROW_COUNT)
 
     def partition_table_name(self) -> str:
         """The table this QuerySet reads (the parent unless ``for_class`` was used)."""

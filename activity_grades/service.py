@@ -53,9 +53,9 @@ _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
 def invalidate_partition_cache() -> None:
     """Forget cached (class, term) -> table names.
 
-    HOOK(archiving): the archiver must call this after it detaches or drops a
-    partition (other processes expire their entries after ``CACHE_SECONDS``, and a
-    read that hits a dropped table clears the cache and retries once).
+    Archiving and restoring call this (other processes expire their entries after
+    ``CACHE_SECONDS``, and a read that hits a dropped table clears the cache and
+    retries once).
     """
     _cache.clear()
 
@@ -81,6 +81,23 @@ def partition_table(
         return None
     _cache[key] = (row[0], now + CACHE_SECONDS)
     return row[0]
+
+
+def table_of_grade(grade_id: str, using: str = "default") -> str | None:
+    """The live table that holds a grade, from the key index; None if it is not stored.
+
+    Not cached: the registry is read in the same statement, so a partition archived and
+    recreated under another name a moment ago is never missed.
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT p.table_name FROM activity_grades_key k JOIN activity_grades_partition p "
+            "ON p.class_id = k.class_id AND p.term_id IS NOT DISTINCT FROM k.term_id "
+            "WHERE k.id = %s AND p.status = 'live'",
+            [grade_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 @dataclass(frozen=True)
@@ -397,17 +414,10 @@ class ActivityGradeService:
 
     def get(self, grade_id: str) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT p.table_name FROM activity_grades_key k JOIN activity_grades_partition p "
-                "ON p.class_id = k.class_id AND p.term_id IS NOT DISTINCT FROM k.term_id "
-                "WHERE k.id = %s AND p.status = 'live'",
-                [grade_id],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        table = table_of_grade(grade_id, self.using)
+        if table is None:
             return None
-        found = self._select(row[0], "id = %s", [grade_id], only=True)
+        found = self._select(table, "id = %s", [grade_id], only=True)
         return found[0] if found else None
 
     def student_record(self, student_id: str) -> list[ActivityGrade]:

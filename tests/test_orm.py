@@ -61,6 +61,50 @@ def test_save_changed_score_updates_in_place(lms):
     assert ActivityGrade.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_save_updates_only_the_grades_own_table(committed_lms):
+    """save() of a stored grade plans and locks its leaf, not every child of the parent.
+
+    Committed (not in a test transaction), so the locks seen are this save's only.
+    """
+    from django.test.utils import CaptureQueriesContext
+
+    others = [grade(activity_id="456/a0", student_id=f"o{i}") for i in range(2)]
+    for g in [*others, grade(activity_id="123/a1", created_at=dt.datetime(2024, 3, 1, tzinfo=UTC))]:
+        g.save()  # a few more partitions in the tree
+    g = grade()
+    g.save()
+    leaf = table(g)
+    g = ActivityGrade.objects.get(pk=g.pk)
+    g.score = 12.0
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        g.save()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT l.relation::regclass::text FROM pg_locks l "
+                "WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' "
+                "AND l.relation::regclass::text LIKE 'activity_grades_class_%%'"
+            )
+            locked = {r[0] for r in cursor.fetchall()}
+    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 1 and updates[0].startswith(f'UPDATE "{leaf}" SET'), updates
+    assert {t for t in locked if not t.startswith(leaf)} == set(), locked
+    assert ActivityGrade.objects.get(pk=g.pk).score == 12.0
+    assert ActivityGrade.objects.count() == 4
+
+
+def test_save_of_a_grade_deleted_meanwhile_inserts_it_again(lms):
+    """As Django does for any model: an UPDATE that finds no row becomes an INSERT."""
+    g = grade()
+    g.save()
+    ActivityGrade.objects.filter(pk=g.pk).delete()
+    g.score = 1.0
+    g.save()
+    assert ActivityGrade.objects.get(pk=g.pk).score == 1.0
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 1
+
+
 def test_save_with_created_at_in_another_term_moves_the_row(lms):
     g = grade()
     g.save()
