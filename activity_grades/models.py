@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import connections, models, router, transaction
+from django.db.models import signals
+from django.db.models.sql import DeleteQuery, UpdateQuery
 from django.utils import timezone
 
 from .ids import new_grade_id
@@ -57,6 +60,23 @@ class ActivityGrade(models.Model):
     def __str__(self) -> str:
         return f"{self.student_id} on {self.activity_id}: {self.score}"
 
+    def validate_constraints(self, exclude=None):
+        # Django would check (activity, student) with a query on the parent, which plans
+        # every child (forms, the admin); the key index answers from one unique index.
+        fields = ("activity_id", "student_id")
+        if set(exclude or ()) & set(fields) or None in (self.activity_id, self.student_id):
+            return
+        using = router.db_for_write(type(self), instance=self)
+        with connections[using].cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM activity_grades_key WHERE activity_id = %s AND student_id = %s "
+                "AND id IS DISTINCT FROM %s",
+                [self.activity_id, self.student_id, self.pk],
+            )
+            taken = cursor.fetchone() is not None
+        if taken:
+            raise ValidationError(self.unique_error_message(type(self), fields), code="unique")
+
     def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
         # Django sends save()'s UPDATE to the parent, which plans and locks every child
         # (and runs out of lock memory at a few thousand partitions). The key index
@@ -69,11 +89,30 @@ class ActivityGrade(models.Model):
         if table is None:
             return False  # not stored (deleted meanwhile): Django inserts it
         rows = type(self).objects.db_manager(using).filter(pk=pk_val)
-        if rows._update_table(table, values) > 0:
+        if rows._write_table(table, UpdateQuery, values) > 0:
             return True
         # 0 rows: the move trigger sent the grade to another partition (it is stored,
         # so this was an update), or it was deleted in between.
         return table_of_grade(pk_val, using) is not None
+
+    def delete(self, using=None, keep_parents=False):
+        # Like save(): delete from the grade's own table, not through the parent.
+        # Cascades (a model with a ForeignKey to grades) need Django's Collector.
+        from .service import table_of_grade
+
+        using = using or router.db_for_write(type(self), instance=self)
+        table = table_of_grade(self.pk, using) if self._is_pk_set() else None
+        if table is None or self._meta.related_objects:
+            return super().delete(using=using, keep_parents=keep_parents)
+        with transaction.atomic(using=using, savepoint=False):
+            signals.pre_delete.send(type(self), instance=self, using=using, origin=self)
+            rows = type(self).objects.db_manager(using).filter(pk=self.pk)
+            count = rows._write_table(table, DeleteQuery)
+            signals.post_delete.send(type(self), instance=self, using=using, origin=self)
+        self.pk = None
+        return count, {self._meta.label: count}
+
+    delete.alters_data = True
 
 
 class Partition(models.Model):

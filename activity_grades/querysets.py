@@ -19,7 +19,6 @@ but are sent to the parent, so they plan against the whole tree; use
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import ROW_COUNT
 from django.db.models.sql.datastructures import BaseTable
 
@@ -78,14 +77,16 @@ class ActivityGradeQuerySet(models.QuerySet):
     delete.alters_data = True
     delete.queryset_only = True
 
-    def _update_table(self, table_name: str, values) -> int:
-        """Model.save()'s UPDATE sent to ``table_name`` itself (a registry name).
+    def _write_table(self, table_name: str, query_class, values=None) -> int:
+        """Model.save()'s UPDATE or Model.delete()'s DELETE sent to ``table_name`` itself.
 
-        Renames the query's alias to the table, so the SQL is
-        ``UPDATE "<leaf>" SET ... WHERE "<leaf>"."id" = ...`` and plans one table.
+        ``table_name`` comes from the registry. The query's alias is renamed to the
+        table, so the SQL is ``UPDATE "<leaf>" SET ... WHERE "<leaf>"."id" = ...`` (or
+        ``DELETE FROM "<leaf>" WHERE ...``) and PostgreSQL plans that one table.
         """
-        query = self.query.chain(UpdateQuery)
-        query.add_update_fields(values)
+        query = self.query.chain(query_class)
+        if values is not None:
+            query.add_update_fields(values)
         query.annotations = {}
         old = query.get_initial_alias()
         query.change_aliases({old: table_name})

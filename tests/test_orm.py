@@ -93,6 +93,38 @@ def test_save_updates_only_the_grades_own_table(committed_lms):
     assert ActivityGrade.objects.count() == 4
 
 
+@pytest.mark.django_db(transaction=True)
+def test_delete_of_one_grade_deletes_from_its_own_table(committed_lms):
+    from django.db.models.signals import post_delete, pre_delete
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(2):
+        grade(activity_id="456/a0", student_id=f"o{i}").save()
+    g = grade()
+    g.save()
+    leaf, pk = table(g), g.pk
+    seen: list[str] = []
+
+    def receiver(signal, **kwargs):
+        seen.append(f"{signal is pre_delete and 'pre' or 'post'}:{kwargs['instance'].pk}")
+
+    pre_delete.connect(receiver, sender=ActivityGrade)
+    post_delete.connect(receiver, sender=ActivityGrade)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            assert g.delete() == (1, {"activity_grades.ActivityGrade": 1})
+    finally:
+        pre_delete.disconnect(receiver, sender=ActivityGrade)
+        post_delete.disconnect(receiver, sender=ActivityGrade)
+    deletes = [q["sql"] for q in queries if q["sql"].startswith("DELETE")]
+    expected = f'DELETE FROM "{leaf}" WHERE "{leaf}"."id" = \'{pk}\''  # noqa: S608 - compared, not run
+    assert deletes == [expected], deletes
+    assert seen == [f"pre:{pk}", f"post:{pk}"] and g.pk is None
+    assert not ActivityGrade.objects.filter(pk=pk).exists()
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 2  # the key index followed
+
+
 def test_save_of_a_grade_deleted_meanwhile_inserts_it_again(lms):
     """As Django does for any model: an UPDATE that finds no row becomes an INSERT."""
     g = grade()
