@@ -69,16 +69,13 @@ BEGIN
     RETURN ({term_at});
 END $fn$;
 
--- The routing trigger's lookup: class and term of a new grade in one query.
-CREATE OR REPLACE FUNCTION activity_grades_locate(
-    p_activity_id text, p_at timestamptz, OUT class_id text, OUT term_id text
-) LANGUAGE plpgsql STABLE AS $fn$
-BEGIN
-    SELECT a.{act_class}::text,
-           ({term_at})
-      INTO class_id, term_id
-      FROM {activities} a WHERE a.{act_id} = p_activity_id::{act_id_type};
-END $fn$;
+-- The routing trigger's lookup: class and term of a new grade in one query. One SELECT
+-- in LANGUAGE sql returning a set, so the planner inlines it into the trigger's plan.
+CREATE OR REPLACE FUNCTION activity_grades_locate(p_activity_id text, p_at timestamptz)
+RETURNS TABLE (class_id text, term_id text) LANGUAGE sql STABLE AS $fn$
+    SELECT a.{act_class}::text, ({term_at})
+      FROM {activities} a WHERE a.{act_id} = p_activity_id::{act_id_type}
+$fn$;
 
 CREATE OR REPLACE FUNCTION activity_grades_term_bounds(
     p_term_id text, OUT starts_at timestamptz, OUT ends_at timestamptz, OUT academic_year text

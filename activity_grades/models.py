@@ -48,8 +48,8 @@ class ActivityGrade(models.Model):
         managed = False
         db_table = "activity_grades"
         # The routing triggers redirect rows, so PostgreSQL reports 0 rows for an
-        # UPDATE that moved a grade to another partition; Django then checks that
-        # the row exists instead of inserting it again (see Django's select_on_save).
+        # UPDATE that moved a grade to another partition. _do_update() then asks the
+        # key index; select_on_save makes Django's own path (no fields) check too.
         select_on_save = True
         constraints = [
             models.UniqueConstraint(
