@@ -89,7 +89,7 @@ class ActivityGrade(models.Model):
         if table is None:
             return False  # not stored (deleted meanwhile): Django inserts it
         rows = type(self).objects.db_manager(using).filter(pk=pk_val)
-        if rows._write_table(table, UpdateQuery, values) > 0:
+        if rows._write_table(table, UpdateQuery, lambda q: q.add_update_fields(values)) > 0:
             return True
         # 0 rows: the move trigger sent the grade to another partition (it is stored,
         # so this was an update), or it was deleted in between.

@@ -10,15 +10,19 @@ work unchanged and the SQL only touches that table::
     SELECT ... FROM "activity_grades_class_123_term_2024_fall" activity_grades
      WHERE activity_grades.student_id = 's1'
 
-Writes: ``update()`` and ``delete()`` on such a QuerySet are correct (they touch
-only the rows the QuerySet selects: ``WHERE id IN (SELECT id FROM <partition> ...)``)
-but are sent to the parent, so they plan against the whole tree; use
-:class:`activity_grades.service.ActivityGradeService` for fast writes.
+Writes: ``update()`` and ``delete()`` on such a QuerySet are sent to the partition
+itself (``UPDATE "<partition>" SET ... WHERE ...``). ``delete()`` falls back to
+Django's collector (through the parent) when it must see the rows first: delete
+signals have receivers, or another model has a ForeignKey to grades.
 """
 
 from __future__ import annotations
 
-from django.db import models
+from collections.abc import Callable
+
+from django.db import models, transaction
+from django.db.models import signals
+from django.db.models.sql import DeleteQuery, Query, UpdateQuery
 from django.db.models.sql.constants import ROW_COUNT
 from django.db.models.sql.datastructures import BaseTable
 
@@ -57,43 +61,59 @@ class ActivityGradeQuerySet(models.QuerySet):
     def _reads_partition(self) -> bool:
         return self.partition_table_name() != self.model._meta.db_table
 
-    def _through_parent(self) -> models.QuerySet:
-        # Django writes to the model's own table (the parent); the scope of the
-        # partition QuerySet is kept by selecting the ids from the partition.
-        return self.model._base_manager.using(self.db).filter(pk__in=self.values("pk"))
-
     def update(self, **kwargs):
-        if self._reads_partition():
-            return self._through_parent().update(**kwargs)
+        # On a partition QuerySet: UPDATE "<partition>" ..., planned on that table only.
+        if self._reads_partition() and not self.query.is_sliced:
+            return self._write_table(
+                self.partition_table_name(), UpdateQuery, lambda q: q.add_update_values(kwargs)
+            )
         return super().update(**kwargs)
 
     update.alters_data = True
 
     def delete(self):
-        if self._reads_partition():
-            return self._through_parent().delete()
+        # DELETE FROM "<partition>" ... when Django would not need the rows first: no
+        # cascades to follow and nobody listening for delete signals.
+        model = self.model
+        direct = not (
+            model._meta.related_objects
+            or signals.pre_delete.has_listeners(model)
+            or signals.post_delete.has_listeners(model)
+            or self.query.is_sliced
+            or self.query.distinct_fields
+            or self._fields is not None
+        )
+        if self._reads_partition() and direct:
+            count = self._write_table(self.partition_table_name(), DeleteQuery)
+            return count, {model._meta.label: count} if count else {}
         return super().delete()
 
     delete.alters_data = True
     delete.queryset_only = True
 
-    def _write_table(self, table_name: str, query_class, values=None) -> int:
-        """Model.save()'s UPDATE or Model.delete()'s DELETE sent to ``table_name`` itself.
+    def _write_table(
+        self, table_name: str, query_class, prepare: Callable[[Query], None] | None = None
+    ) -> int:
+        """Run this QuerySet as an UPDATE or DELETE of ``table_name`` itself.
 
         ``table_name`` comes from the registry. The query's alias is renamed to the
         table, so the SQL is ``UPDATE "<leaf>" SET ... WHERE "<leaf>"."id" = ...`` (or
-        ``DELETE FROM "<leaf>" WHERE ...``) and PostgreSQL plans that one table.
+        ``DELETE FROM "<leaf>" WHERE ...``) and PostgreSQL plans that one table (and,
+        for a class table, its term tables) instead of every child of the parent.
         """
         query = self.query.chain(query_class)
-        if values is not None:
-            query.add_update_fields(values)
         query.annotations = {}
+        query.clear_ordering(force=True)
         old = query.get_initial_alias()
         query.change_aliases({old: table_name})
         query.alias_map[table_name] = BaseTable(table_name, table_name)
         query.table_map = {table_name: [table_name]}
         query.__dict__.pop("base_table", None)  # a cached_property of the old alias
-        return query.get_compiler(self.db).execute_sql(ROW_COUNT)
+        if prepare is not None:
+            prepare(query)  # after the rename: F() in new values resolve to the table
+        self._result_cache = None
+        with transaction.mark_for_rollback_on_error(using=self.db):
+            return query.get_compiler(self.db).execute_sql(ROW_COUNT)
 
     def partition_table_name(self) -> str:
         """The table this QuerySet reads (the parent unless ``for_class`` was used)."""

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from django.core.paginator import Paginator
 from django.db import connection, connections, transaction
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
 from activity_grades.models import ActivityGrade
 from activity_grades.service import ActivityGradeService, invalidate_partition_cache
+from tests.helpers import assert_tree_consistent
 
 UTC = dt.timezone.utc
 FALL = dt.datetime(2023, 9, 10, 12, tzinfo=UTC)
@@ -242,14 +245,42 @@ def test_for_class_querysets(loaded):
     assert [g.id for g in page] == ids(ActivityGrade.objects.filter(class_id="123"))[3:6]
     assert ActivityGrade.objects.for_class("nope").count() == 0
     assert ActivityGrade.objects.for_class("123", "2024_fall").count() == 0
-    # Writes through it are correct (they go through the parent).
-    assert qs.filter(student_id="s0").update(score=42.0) == 2
-    assert (
-        ActivityGrade.objects.filter(class_id="123", term_id="2023_fall", score=42.0).count() == 2
-    )
-    assert qs.filter(student_id="s0").delete()[0] == 2
+    # Writes through it are sent to the partition itself, scoped to the QuerySet's rows.
+    with CaptureQueriesContext(connection) as queries:
+        assert qs.filter(student_id="s0").update(score=F("score") + 40) == 2
+        assert qs.filter(student_id="s0").delete() == (2, {"activity_grades.ActivityGrade": 2})
+    statements = [q["sql"].split(" SET ")[0].split(" WHERE ")[0] for q in queries]
+    assert statements == [f'UPDATE "{leaf}"', f'DELETE FROM "{leaf}"'], statements  # noqa: S608
+    assert not ActivityGrade.objects.filter(class_id="123", student_id="s0").exists()
+    assert whole.filter(student_id="s1").update(score=7.0) == 2  # class table + its leaves
+    assert ActivityGrade.objects.filter(student_id="s1", score=7.0).count() == 2
     key_rows, grade_rows = keys()
     assert key_rows == grade_rows
+
+
+@pytest.mark.django_db
+def test_for_class_update_that_moves_rows_and_delete_with_signals(loaded):
+    from django.db.models.signals import pre_delete
+
+    qs = ActivityGrade.objects.for_class("123", "2023_fall").filter(student_id="s0")
+    moved_ids = ids(qs)
+    qs.update(created_at=dt.datetime(2024, 2, 1, tzinfo=dt.timezone.utc))  # into 2024_spring
+    moved = ActivityGrade.objects.filter(pk__in=moved_ids)
+    assert {g.term_id for g in moved} == {"2024_spring"} and moved.count() == len(moved_ids)
+    seen: list[str] = []
+
+    def receiver(instance, **kwargs):
+        seen.append(instance.pk)
+
+    pre_delete.connect(receiver, sender=ActivityGrade)
+    try:  # with a receiver, Django's collector deletes (and sends the signals)
+        spring = ActivityGrade.objects.for_class("123", "2024_spring")
+        assert spring.filter(pk__in=moved_ids).delete()[0] == len(moved_ids)
+    finally:
+        pre_delete.disconnect(receiver, sender=ActivityGrade)
+    assert sorted(seen) == sorted(moved_ids)
+    with connection.cursor() as cursor:
+        assert_tree_consistent(cursor)
 
 
 def relation_locks(cursor) -> set[str]:
