@@ -211,19 +211,18 @@ def sample_points(n: int, seed: int = 1) -> list[tuple[str, str, str]]:
     return rows[:n]
 
 
+def _relation_locks_of(call, *args) -> int:
+    """Relation locks one call takes (held to the end of its transaction)."""
+    count = "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation'"
+    with transaction.atomic():
+        before = _exec(count)[0][0]
+        call(*args)
+        return _exec(count)[0][0] - before
+
+
 def _locks_and_plan(query: sql.Composable, params) -> tuple[int, float, float]:
     """(relation locks taken, planning ms, execution ms) of one query."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation'"
-        )
-        before = cursor.fetchone()[0]
-        cursor.execute(query.as_string(cursor.connection), params)
-        cursor.fetchall()
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation'"
-        )
-        locks = cursor.fetchone()[0] - before
+    locks = _relation_locks_of(_exec, query, params)
     with connection.cursor() as cursor:
         cursor.execute(
             sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(query).as_string(cursor.connection),
@@ -310,6 +309,38 @@ def _point_query(name, call, query, pts, repeat, leaves) -> Result:
         "execution_ms": statistics.median(x[2] for x in stats),
     }
     return Result(f"point query @{leaves} leaves", name, t, "s/query", extra)
+
+
+def student_records(students: list[str], repeat: int, leaves: int) -> list[Result]:
+    """One student's grades in every class and term (read across partitions)."""
+    svc = ActivityGradeService()
+    by_student = " ORDER BY created_at, id"
+    targets = {
+        "unpartitioned": lambda s: svc._fetch(_select(FLAT, "student_id = %s", by_student), [s]),
+        "app service": svc.student_record,
+        "app parent (plain ORM)": lambda s: svc._fetch(
+            _select("activity_grades", "student_id = %s", by_student), [s]
+        ),
+    }
+    case = f"student record @{leaves} leaves"
+    rows = statistics.median(len(svc.student_record(s)) for s in students)
+    results = []
+    for name, call in targets.items():
+        pts = students if "parent" not in name or leaves <= 1000 else students[:5]
+
+        def run(rep, call=call, pts=pts):
+            for s in pts:
+                call(s)
+
+        extra = {"partitions": leaves, "rows": rows}
+        try:
+            run(0)  # warm caches for every target alike
+            t = median_time(run, repeat) / len(pts)
+            extra["locks"] = statistics.median(_relation_locks_of(call, s) for s in pts[:5])
+        except DatabaseError as exc:
+            t, extra["error"] = float("nan"), str(exc).splitlines()[0]
+        results.append(Result(case, name, t, "s/query", extra))
+    return results
 
 
 def gradebooks(pairs, repeat: int) -> list[Result]:

@@ -47,6 +47,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--archive-rows", type=int, default=1_000_000, help="rows of the archived term (0: skip)"
     )
     p.add_argument("--points", type=int, default=200, help="point queries per repetition")
+    p.add_argument("--students", type=int, default=50, help="student records per repetition")
     p.add_argument("--gradebooks", type=int, default=10, help="gradebooks per repetition")
     p.add_argument(
         "--create-count", type=int, default=1000, help="new leaves created while an inserter runs"
@@ -151,8 +152,10 @@ def run(args: argparse.Namespace, scratch_url: str, results: list) -> None:
     counts = sorted(int(c) for c in args.partition_counts.split(",") if c.strip())
     leaves = cases.leaf_count()
     next_class = shape.classes
-    step(f"point queries at {leaves} leaves")
+    students = list(dict.fromkeys(s for s, _, _ in points))[: args.students]
+    step(f"point queries and student records at {leaves} leaves")
     results += cases.point_queries(points, r, leaves)
+    results += cases.student_records(students, r, leaves)
     measured = {leaves}
     created = False
     for target in counts:
@@ -169,8 +172,9 @@ def run(args: argparse.Namespace, scratch_url: str, results: list) -> None:
         if leaves in measured:
             continue
         measured.add(leaves)
-        step(f"point queries at {leaves} leaves")
+        step(f"point queries and student records at {leaves} leaves")
         results += cases.point_queries(points, r, leaves, with_native=False)
+        results += cases.student_records(students, r, leaves)
 
 
 if __name__ == "__main__":

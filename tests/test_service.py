@@ -367,6 +367,7 @@ def test_bench_runs_end_to_end(tmp_path):
     report = (tmp_path / "results.md").read_text()
     assert "| single-row INSERT" in report
     assert "| archive one term | app archive_grades" in report
+    assert "| student record @" in report
     assert (tmp_path / "results.png").stat().st_size > 0
 
 
