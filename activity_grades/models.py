@@ -77,23 +77,29 @@ class ActivityGrade(models.Model):
         if taken:
             raise ValidationError(self.unique_error_message(type(self), fields), code="unique")
 
-    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update, *more):
         # Django sends save()'s UPDATE to the parent, which plans and locks every child
         # (and runs out of lock memory at a few thousand partitions). The key index
         # names the one table that holds the grade; update that table only.
+        # `more` is Django 6's returning_fields; it then expects rows back, not a bool.
         from .service import table_of_grade
 
         if not values:
-            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+            args = (base_qs, using, pk_val, values, update_fields, forced_update, *more)
+            return super()._do_update(*args)
         table = table_of_grade(pk_val, using)
-        if table is None:
-            return False  # not stored (deleted meanwhile): Django inserts it
         rows = type(self).objects.db_manager(using).filter(pk=pk_val)
-        if rows._write_table(table, UpdateQuery, lambda q: q.add_update_fields(values)) > 0:
-            return True
-        # 0 rows: the move trigger sent the grade to another partition (it is stored,
-        # so this was an update), or it was deleted in between.
-        return table_of_grade(pk_val, using) is not None
+        updated = table is not None and (
+            rows._write_table(table, UpdateQuery, lambda q: q.add_update_fields(values)) > 0
+            # 0 rows: the move trigger sent the grade to another partition (it is still
+            # stored, so this was an update), or it was deleted in between.
+            or table_of_grade(pk_val, using) is not None
+        )
+        if not more:
+            return updated
+        # Nothing is read back: Django defers fields set from expressions, to be
+        # fetched again on access (as on a database without RETURNING).
+        return [()] if updated else []
 
     def delete(self, using=None, keep_parents=False):
         # Like save(): delete from the grade's own table, not through the parent.
