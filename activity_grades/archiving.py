@@ -542,37 +542,15 @@ class StudentHistory:
         return sorted(self.live + self.archived, key=lambda g: (g.created_at, g.id))
 
 
-def live_tables_of_student(student_id: str, using: str = "default") -> list[str]:
-    """The live partitions that hold this student's grades (from the key index)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT DISTINCT p.table_name FROM activity_grades_key k "
-            "JOIN activity_grades_partition p ON p.class_id = k.class_id "
-            "AND p.term_id IS NOT DISTINCT FROM k.term_id AND p.status = 'live' "
-            "WHERE k.student_id = %s ORDER BY 1",
-            [student_id],
-        )
-        return [r[0] for r in cursor.fetchall()]
-
-
 def student_history(student_id: str, using: str = "default") -> StudentHistory:
     """Every grade of one student, live and archived.
 
     The live part reads only the partitions the key index names for this student,
     never the whole tree; the archive part uses the archive's (student_id) index.
     """
-    from .models import ActivityGrade, ArchivedActivityGrade
+    from .models import ArchivedActivityGrade
+    from .service import ActivityGradeService
 
-    tables = live_tables_of_student(student_id, using)
-    live: list = []
-    if tables:
-        connection = connections[using]
-        with connection.cursor() as cursor:
-            query = sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT * FROM ONLY {} WHERE student_id = %s").format(sql.Identifier(t))
-                for t in tables
-            )
-            text = query.as_string(cursor.connection)
-        live = list(ActivityGrade.objects.using(using).raw(text, [student_id] * len(tables)))
+    live = ActivityGradeService(using).student_record(student_id)
     archived = list(ArchivedActivityGrade.objects.using(using).filter(student_id=student_id))
     return StudentHistory(live, archived)

@@ -60,6 +60,24 @@ def invalidate_partition_cache() -> None:
     _cache.clear()
 
 
+# The live table of the (class_id, term_id) of a row aliased ``k``. Written as two
+# lookups so each uses one of the registry's partial unique indexes: a join on
+# ``term_id IS NOT DISTINCT FROM`` cannot use an index and scanned the whole registry.
+_LIVE_TABLE = sql.SQL(
+    "CASE WHEN k.term_id IS NULL"
+    " THEN (SELECT p.table_name FROM activity_grades_partition p"
+    " WHERE p.class_id = k.class_id AND p.term_id IS NULL AND p.status = 'live')"
+    " ELSE (SELECT p.table_name FROM activity_grades_partition p"
+    " WHERE p.class_id = k.class_id AND p.term_id = k.term_id AND p.status = 'live') END"
+)
+
+
+def _first(using: str, query: sql.Composable, params: Sequence[Any]) -> list[Any]:
+    with connections[using].cursor() as cursor:
+        cursor.execute(query.as_string(cursor.connection), params)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def partition_table(
     class_id: str, term_id: str | None = None, using: str = "default"
 ) -> str | None:
@@ -69,18 +87,13 @@ def partition_table(
     now = time.monotonic()
     if hit and hit[1] > now:
         return hit[0]
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM activity_grades_partition WHERE class_id = %s "
-            "AND term_id IS NOT DISTINCT FROM %s AND status = 'live'",
-            [class_id, term_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
+    table = _first(using, query.format(_LIVE_TABLE), [class_id, term_id])[0]
+    if table is None:
         _cache.pop(key, None)
         return None
-    _cache[key] = (row[0], now + CACHE_SECONDS)
-    return row[0]
+    _cache[key] = (table, now + CACHE_SECONDS)
+    return table
 
 
 def table_of_grade(grade_id: str, using: str = "default") -> str | None:
@@ -89,15 +102,18 @@ def table_of_grade(grade_id: str, using: str = "default") -> str | None:
     Not cached: the registry is read in the same statement, so a partition archived and
     recreated under another name a moment ago is never missed.
     """
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT p.table_name FROM activity_grades_key k JOIN activity_grades_partition p "
-            "ON p.class_id = k.class_id AND p.term_id IS NOT DISTINCT FROM k.term_id "
-            "WHERE k.id = %s AND p.status = 'live'",
-            [grade_id],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+    query = sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = %s").format(_LIVE_TABLE)
+    found = _first(using, query, [grade_id])
+    return found[0] if found else None
+
+
+def tables_of_student(student_id: str, using: str = "default") -> list[str]:
+    """The live partitions that hold this student's grades (from the key index)."""
+    query = sql.SQL(
+        "SELECT DISTINCT t FROM (SELECT {} AS t FROM (SELECT DISTINCT class_id, term_id"
+        " FROM activity_grades_key WHERE student_id = %s) k) x WHERE t IS NOT NULL ORDER BY 1"
+    ).format(_LIVE_TABLE)
+    return _first(using, query, [student_id])
 
 
 @dataclass(frozen=True)
@@ -427,15 +443,7 @@ class ActivityGradeService:
         are read (``ONLY`` each, in UNION ALL batches of ``UNION_CHUNK`` tables), so the
         cost follows the student's partitions, not the size of the tree.
         """
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT DISTINCT p.table_name FROM activity_grades_key k "
-                "JOIN activity_grades_partition p ON p.class_id = k.class_id "
-                "AND p.term_id IS NOT DISTINCT FROM k.term_id "
-                "WHERE k.student_id = %s AND p.status = 'live' ORDER BY 1",
-                [student_id],
-            )
-            tables = [r[0] for r in cursor.fetchall()]
+        tables = tables_of_student(student_id, self.using)
         columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         out: list[ActivityGrade] = []
         for i in range(0, len(tables), UNION_CHUNK):

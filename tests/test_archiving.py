@@ -19,6 +19,7 @@ from psycopg import sql
 
 from activity_grades import archiving
 from activity_grades.models import ArchivedActivityGrade
+from activity_grades.service import tables_of_student
 from gradeproject.lms.models import Activity
 
 from .archive_support import (
@@ -265,7 +266,7 @@ def test_student_history_reads_only_that_students_partitions(lms):
     }
     assert {g.id for g in history.archived} == {"f23-123-1", "f23-456-1"}
     assert [g.id for g in history.all][:2] == ["f23-123-1", "f23-456-1"]
-    assert archiving.live_tables_of_student("x0") == ["activity_grades_class_456_term_2024_fall"]
+    assert tables_of_student("x0") == ["activity_grades_class_456_term_2024_fall"]
 
 
 def _bytes_per_row(table_sql: str, n: int) -> float:

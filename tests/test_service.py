@@ -388,3 +388,30 @@ def test_archiving_a_term_clears_the_service_table_cache(lms):
     archiving.archive(plan)
     assert not service._cache
     assert svc.gradebook("123", "2023_fall") == []
+
+
+@pytest.mark.django_db
+def test_registry_lookups_can_use_its_indexes(loaded):
+    """Lookups of a grade's or a student's tables never need to scan the whole registry
+    (a join on term_id IS NOT DISTINCT FROM could not use an index)."""
+    from activity_grades import service
+
+    live = service._LIVE_TABLE
+    queries = [
+        sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = 'x'").format(live),
+        sql.SQL("SELECT {} FROM (SELECT '123'::text AS class_id, NULL::text AS term_id) k").format(
+            live
+        ),
+    ]
+    old_join = sql.SQL(
+        "SELECT p.table_name FROM activity_grades_key k JOIN activity_grades_partition p"
+        " ON p.class_id = k.class_id AND p.term_id IS NOT DISTINCT FROM k.term_id WHERE k.id = 'x'"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # any plan left with one has no index
+        for query in queries:
+            cursor.execute(sql.SQL("EXPLAIN {}").format(query).as_string(cursor.connection))
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+            assert "activity_grades_partition" in plan and "Seq Scan" not in plan, plan
+        cursor.execute(sql.SQL("EXPLAIN {}").format(old_join).as_string(cursor.connection))
+        assert "Seq Scan on activity_grades_partition" in str(cursor.fetchall())  # the contrast
