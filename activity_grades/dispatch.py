@@ -78,10 +78,13 @@ def install(using: str = "default") -> list[str]:
         # rebuilt, so sessions keep their compiled copy.
         digest = "activity_grades:dispatch " + hashlib.sha256("\n".join(names).encode()).hexdigest()
         cursor.execute(
-            "SELECT obj_description(%s::regprocedure, 'pg_proc')",
-            [f"{FUNCTION}(text, activity_grades)"],
+            "SELECT to_regprocedure(%s) IS NULL, obj_description(to_regprocedure(%s), 'pg_proc')",
+            [f"{FUNCTION}(text, activity_grades)"] * 2,
         )
-        if cursor.fetchone()[0] == digest:
+        missing, current = cursor.fetchone()
+        if missing:
+            return []  # migrated back before 0005: the trigger does not use it
+        if current == digest:
             return names
         cursor.execute(function_sql(names).as_string(cursor.connection))
         cursor.execute(

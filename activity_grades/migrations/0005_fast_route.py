@@ -24,7 +24,8 @@ Measured on v1 (docs/performance.md): of ~67 µs per row routed through the pare
 from django.db import migrations
 
 FAST_ROUTE = r"""
-CREATE FUNCTION activity_grades_locate(p_activity_id text, p_at timestamptz)
+-- OR REPLACE: migrating back and forth leaves the generated version from post_migrate.
+CREATE OR REPLACE FUNCTION activity_grades_locate(p_activity_id text, p_at timestamptz)
 RETURNS TABLE (class_id text, term_id text) LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RAISE EXCEPTION 'activity_grades lookups are not installed: run manage.py migrate';

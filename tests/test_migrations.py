@@ -1,0 +1,35 @@
+"""The app's migrations reverse and apply again on a database that holds grades."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from activity_grades import dispatch, partitioning
+from tests.helpers import INSERT, assert_tree_consistent
+
+FALL = dt.datetime(2023, 9, 15, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_to_0003_and_forward_again_keeps_routing(committed_lms):
+    partitioning.apply(partitioning.plan(all_terms=True))
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT, ["before", "123/a0", "s1", FALL])
+    try:
+        call_command("migrate", "activity_grades", "0003", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT, ["on-0003", "123/a0", "s2", FALL])  # the 0001 trigger
+            cursor.execute(
+                "SELECT to_regprocedure('activity_grades_insert_into(text, activity_grades)')"
+            )
+            assert cursor.fetchone()[0] is None
+    finally:
+        call_command("migrate", "activity_grades", verbosity=0)
+    assert len(dispatch.install()) == 6
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT, ["after", "456/a0", "s3", FALL])
+        assert assert_tree_consistent(cursor) == 3
