@@ -72,7 +72,7 @@ _LIVE_TABLE = sql.SQL(
 )
 
 
-def _first(using: str, query: sql.Composable, params: Sequence[Any]) -> list[Any]:
+def _first_column(using: str, query: sql.Composable, params: Sequence[Any]) -> list[Any]:
     with connections[using].cursor() as cursor:
         cursor.execute(query.as_string(cursor.connection), params)
         return [row[0] for row in cursor.fetchall()]
@@ -88,7 +88,7 @@ def partition_table(
     if hit and hit[1] > now:
         return hit[0]
     query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
-    table = _first(using, query.format(_LIVE_TABLE), [class_id, term_id])[0]
+    table = _first_column(using, query.format(_LIVE_TABLE), [class_id, term_id])[0]
     if table is None:
         _cache.pop(key, None)
         return None
@@ -103,7 +103,7 @@ def table_of_grade(grade_id: str, using: str = "default") -> str | None:
     recreated under another name a moment ago is never missed.
     """
     query = sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = %s").format(_LIVE_TABLE)
-    found = _first(using, query, [grade_id])
+    found = _first_column(using, query, [grade_id])
     return found[0] if found else None
 
 
@@ -113,7 +113,7 @@ def tables_of_student(student_id: str, using: str = "default") -> list[str]:
         "SELECT DISTINCT t FROM (SELECT {} AS t FROM (SELECT DISTINCT class_id, term_id"
         " FROM activity_grades_key WHERE student_id = %s) k) x WHERE t IS NOT NULL ORDER BY 1"
     ).format(_LIVE_TABLE)
-    return _first(using, query, [student_id])
+    return _first_column(using, query, [student_id])
 
 
 @dataclass(frozen=True)
