@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from django.contrib import admin, messages
@@ -28,7 +27,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.http import urlencode
 
-from . import conf, health, partitioning, stats
+from . import archiving, conf, health, partitioning, stats
 from .models import ActivityGrade, Partition
 from .service import table_of_grade
 
@@ -95,19 +94,6 @@ def sort_partitions(parts: list[stats.PartitionDetail], order: str | None):
         return parts, "", False
     desc = (order or "").startswith("-")
     return sorted(parts, key=lambda p: _sort_value(p, key), reverse=desc), key, desc
-
-
-def archiving_api():
-    """activity_grades.archiving when another part of the app provides it, else None."""
-    try:
-        module = importlib.import_module("activity_grades.archiving")
-    except ImportError:
-        return None
-    if callable(getattr(module, "plan_archive", None)) and callable(
-        getattr(module, "archive", None)
-    ):
-        return module
-    return None
 
 
 @admin.register(Partition)
@@ -187,7 +173,6 @@ class PartitionAdmin(admin.ModelAdmin):
             "chart_class": params.get("class"),
             "query_stats": stats.slow_statements(),
             "is_superuser": request.user.is_superuser,
-            "can_archive": archiving_api() is not None,
             "create_url": reverse("admin:activity_grades_partition_create"),
             "archive_url": reverse("admin:activity_grades_partition_archive"),
             "health_url": reverse("admin:activity_grades_partition_health"),
@@ -242,11 +227,7 @@ class PartitionAdmin(admin.ModelAdmin):
 
     def archive_term_view(self, request: HttpRequest) -> HttpResponse:
         self._require_superuser(request)
-        api = archiving_api()
         changelist = reverse("admin:activity_grades_partition_changelist")
-        if api is None:
-            messages.error(request, "Archiving is not available (activity_grades.archiving).")
-            return HttpResponseRedirect(changelist)
         term_id = request.POST.get("term") or request.GET.get("term")
         terms = [t.term_id for t in partitioning.list_terms()]
         if term_id not in terms:
@@ -259,12 +240,12 @@ class PartitionAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "activity_grades/admin/archive_confirm.html", context)
         try:
-            the_plan = api.plan_archive([term_id])
-        except api.ArchiveError as exc:
+            the_plan = archiving.plan_archive([term_id])
+        except archiving.ArchiveError as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(request.path)
         if request.method == "POST" and request.POST.get("confirm") == "yes":
-            result = api.archive(the_plan)
+            result = archiving.archive(the_plan)
             messages.success(
                 request,
                 f"Archived term {term_id}: {len(result.archived)} partition(s), "
