@@ -59,19 +59,29 @@ class ArchiveItem:
     bytes: int
 
 
-@dataclass
-class ArchivePlan:
-    terms: list[str]
-    items: list[ArchiveItem]
-    keep_detached: bool = False
+class _RowTotal:
+    """``rows`` of a plan: the sum over ``self.items``."""
+
+    items: list
 
     @property
     def rows(self) -> int:
         return sum(i.rows for i in self.items)
 
+
+class PlanTotals(_RowTotal):
+    """``rows`` and ``bytes`` of a plan whose items have both."""
+
     @property
     def bytes(self) -> int:
         return sum(i.bytes for i in self.items)
+
+
+@dataclass
+class ArchivePlan(PlanTotals):
+    terms: list[str]
+    items: list[ArchiveItem]
+    keep_detached: bool = False
 
 
 @dataclass
@@ -95,13 +105,9 @@ class RestoreItem:
 
 
 @dataclass
-class RestorePlan:
+class RestorePlan(_RowTotal):
     terms: list[str]
     items: list[RestoreItem]
-
-    @property
-    def rows(self) -> int:
-        return sum(i.rows for i in self.items)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from . import conf, partitioning
-from .archiving import ARCHIVE_MARKER, ARCHIVE_PARENT
+from .archiving import ARCHIVE_MARKER, ARCHIVE_PARENT, PlanTotals
 
 logger = logging.getLogger("activity_grades")
 
@@ -37,19 +37,11 @@ class RetentionItem:
 
 
 @dataclass
-class RetentionPlan:
+class RetentionPlan(PlanTotals):
     keep_years: int
     current_year: str | None
     oldest_kept: str | None  # years before this one are dropped
     items: list[RetentionItem]
-
-    @property
-    def rows(self) -> int:
-        return sum(i.rows for i in self.items)
-
-    @property
-    def bytes(self) -> int:
-        return sum(i.bytes for i in self.items)
 
 
 @dataclass
