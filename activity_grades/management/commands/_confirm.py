@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 def human_bytes(n: int) -> str:
     size = float(n)
@@ -24,3 +26,19 @@ def confirm(command, question: str, noinput: bool) -> bool:
         command.stdout.write("Aborted: nothing was changed.")
         return False
     return True
+
+
+def review(
+    command, header: str, lines: Iterable[str], *, dry_run: bool, question: str, noinput: bool
+) -> bool:
+    """Print a plan, one indented line per item; True when it should run.
+
+    A dry run stops here; otherwise the user confirms (y/N) unless --noinput.
+    """
+    command.stdout.write(header)
+    for line in lines:
+        command.stdout.write(f"  {line}")
+    if dry_run:
+        command.stdout.write("Dry run: nothing was changed.")
+        return False
+    return confirm(command, question, noinput)

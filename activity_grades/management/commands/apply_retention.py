@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import retention
 
-from ._confirm import confirm, human_bytes
+from ._confirm import human_bytes, review
 
 
 class Command(BaseCommand):
@@ -38,20 +38,18 @@ class Command(BaseCommand):
                 + (f" from {plan.oldest_kept})" if plan.oldest_kept else ")")
             )
             return
-        self.stdout.write(
+        if not review(
+            self,
             f"{'Would drop' if options['dry_run'] else 'Dropping'} {len(plan.items)} archive "
-            f"tables older than {plan.oldest_kept}: {plan.rows} rows, {human_bytes(plan.bytes)}"
-        )
-        for item in plan.items:
-            self.stdout.write(
-                f"  {item.table_name} ({item.academic_year}): {item.rows} rows, "
+            f"tables older than {plan.oldest_kept}: {plan.rows} rows, {human_bytes(plan.bytes)}",
+            (
+                f"{item.table_name} ({item.academic_year}): {item.rows} rows, "
                 f"{human_bytes(item.bytes)}"
-            )
-        if options["dry_run"]:
-            self.stdout.write("Dry run: nothing was changed.")
-            return
-        if not confirm(
-            self, f"Permanently delete {plan.rows} archived grades?", not options["interactive"]
+                for item in plan.items
+            ),
+            dry_run=options["dry_run"],
+            question=f"Permanently delete {plan.rows} archived grades?",
+            noinput=not options["interactive"],
         ):
             return
         try:

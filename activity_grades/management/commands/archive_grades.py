@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import archiving
 
-from ._confirm import confirm, human_bytes
+from ._confirm import human_bytes, review
 
 
 class Command(BaseCommand):
@@ -55,22 +55,18 @@ class Command(BaseCommand):
             self.stdout.write("Nothing to do. (no live partition of those terms)")
             return
         verb = "detach" if plan.keep_detached else "drop"
-        self.stdout.write(
-            f"{'Would archive' if options['dry_run'] else 'Archiving'} {len(plan.items)} "
-            f"partitions, {plan.rows} rows, {human_bytes(plan.bytes)} (then {verb} them):"
-        )
-        for item in plan.items:
-            self.stdout.write(
-                f"  {item.table_name}  class {item.class_id!r} term {item.term_id!r} "
-                f"({item.academic_year}): {item.rows} rows, {human_bytes(item.bytes)}"
-            )
-        if options["dry_run"]:
-            self.stdout.write("Dry run: nothing was changed.")
-            return
-        if not confirm(
+        if not review(
             self,
-            f"Archive {plan.rows} grades and {verb} {len(plan.items)} partitions?",
-            not options["interactive"],
+            f"{'Would archive' if options['dry_run'] else 'Archiving'} {len(plan.items)} "
+            f"partitions, {plan.rows} rows, {human_bytes(plan.bytes)} (then {verb} them):",
+            (
+                f"{item.table_name}  class {item.class_id!r} term {item.term_id!r} "
+                f"({item.academic_year}): {item.rows} rows, {human_bytes(item.bytes)}"
+                for item in plan.items
+            ),
+            dry_run=options["dry_run"],
+            question=f"Archive {plan.rows} grades and {verb} {len(plan.items)} partitions?",
+            noinput=not options["interactive"],
         ):
             return
         try:

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import archiving
 
-from ._confirm import confirm
+from ._confirm import review
 
 
 class Command(BaseCommand):
@@ -40,19 +40,19 @@ class Command(BaseCommand):
         if not plan.items:
             self.stdout.write("Nothing to do. (no archived grades for that term/class)")
             return
-        self.stdout.write(
+        if not review(
+            self,
             f"{'Would restore' if options['dry_run'] else 'Restoring'} {plan.rows} rows "
-            f"in {len(plan.items)} (class, term) groups:"
-        )
-        for item in plan.items:
-            self.stdout.write(
-                f"  class {item.class_id!r} term {item.term_id!r} from {item.archive_table}: "
+            f"in {len(plan.items)} (class, term) groups:",
+            (
+                f"class {item.class_id!r} term {item.term_id!r} from {item.archive_table}: "
                 f"{item.rows} rows"
-            )
-        if options["dry_run"]:
-            self.stdout.write("Dry run: nothing was changed.")
-            return
-        if not confirm(self, f"Restore {plan.rows} grades?", not options["interactive"]):
+                for item in plan.items
+            ),
+            dry_run=options["dry_run"],
+            question=f"Restore {plan.rows} grades?",
+            noinput=not options["interactive"],
+        ):
             return
 
         def progress(done: int, total: int, item: archiving.RestoreItem, rows: int) -> None:
