@@ -65,16 +65,6 @@ def create_all_partitions() -> None:
     partitioning.apply(partitioning.plan())
 
 
-def leaf(class_id: str, term_id: str | None) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM activity_grades_partition WHERE class_id = %s "
-            "AND term_id IS NOT DISTINCT FROM %s",
-            [class_id, term_id],
-        )
-        return cursor.fetchone()[0]
-
-
 def staff(username: str, *perms: str, superuser: bool = False) -> User:
     if superuser:
         return User.objects.create_superuser(username, f"{username}@x.test", "pw")

@@ -24,6 +24,17 @@ INSERT = (
 )
 
 
+def leaf(class_id: str, term_id: str | None) -> str:
+    """The registry's table for (class, term); ``term_id=None``: the class table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name FROM activity_grades_partition WHERE class_id = %s "
+            "AND term_id IS NOT DISTINCT FROM %s",
+            [class_id, term_id],
+        )
+        return cursor.fetchone()[0]
+
+
 def where_is(cursor, grade_id: str) -> str:
     cursor.execute("SELECT tableoid::regclass::text FROM activity_grades WHERE id = %s", [grade_id])
     rows = cursor.fetchall()

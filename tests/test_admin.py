@@ -10,13 +10,12 @@ from django.urls import reverse
 
 from activity_grades.admin import PER_PAGE
 from activity_grades.models import ActivityGrade, Partition
-from tests.helpers import assert_tree_consistent
+from tests.helpers import assert_tree_consistent, leaf
 
 from .admin_support import (
     FALL_2023,
     add_upcoming_terms,
     grade,
-    leaf,
     make_grades,
     staff,
 )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .admin_support import leaf, make_grades, staff
+from .admin_support import make_grades, staff
+from .helpers import leaf
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"

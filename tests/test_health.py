@@ -12,7 +12,8 @@ from psycopg import sql
 from activity_grades import health
 from activity_grades.models import Partition
 
-from .admin_support import FALL_2023, add_upcoming_terms, grade, leaf, make_grades
+from .admin_support import FALL_2023, add_upcoming_terms, grade, make_grades
+from .helpers import leaf
 
 pytestmark = pytest.mark.django_db
 

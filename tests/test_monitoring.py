@@ -15,7 +15,8 @@ from django.test import override_settings
 
 from activity_grades import monitoring, stats
 
-from .admin_support import leaf, make_grades, staff
+from .admin_support import make_grades, staff
+from .helpers import leaf
 
 pytestmark = pytest.mark.django_db
 METRICS = "/activity-grades/metrics"

@@ -19,6 +19,7 @@ from psycopg import sql
 from activity_grades.models import ActivityGrade
 from activity_grades.service import ActivityGradeService, invalidate_partition_cache
 from tests.helpers import assert_tree_consistent
+from tests.helpers import leaf as registry
 
 UTC = dt.timezone.utc
 FALL = dt.datetime(2023, 9, 10, 12, tzinfo=UTC)
@@ -53,16 +54,6 @@ def where_is(grade_id: str) -> str:
         rows = cursor.fetchall()
     assert len(rows) == 1, rows
     return rows[0][0]
-
-
-def registry(class_id, term_id):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name FROM activity_grades_partition "
-            "WHERE class_id = %s AND term_id IS NOT DISTINCT FROM %s",
-            [class_id, term_id],
-        )
-        return cursor.fetchone()[0]
 
 
 def keys():
