@@ -227,12 +227,20 @@ class ActivityGradeService:
         or the id is taken anywhere in the tree (key index).
         """
         values = self._complete({"activity_id": activity_id, "student_id": student_id, **fields})
-        if class_id is None:
+        if class_id is None and term_id is None:
+            # The routing trigger's lookup: class and term in one round trip.
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT class_id, term_id FROM activity_grades_locate(%s, %s)",
+                    [activity_id, values["created_at"]],
+                )
+                class_id, term_id = cursor.fetchone() or (None, None)
+        elif class_id is None:
             class_id = self.class_of(activity_id)
-            if class_id is None:
-                raise IntegrityError(f"activity {activity_id!r} does not exist or has no class")
-        if term_id is None:
+        elif term_id is None:
             term_id = self.term_at(values["created_at"])
+        if class_id is None:
+            raise IntegrityError(f"activity {activity_id!r} does not exist or has no class")
         values["class_id"], values["term_id"] = class_id, term_id
         table = self.table_for(class_id, term_id, create=True)
         columns = list(values)

@@ -406,3 +406,17 @@ def test_registry_lookups_can_use_its_indexes(loaded):
             assert "activity_grades_partition" in plan and "Seq Scan" not in plan, plan
         cursor.execute(sql.SQL("EXPLAIN {}").format(old_join).as_string(cursor.connection))
         assert "Seq Scan on activity_grades_partition" in str(cursor.fetchall())  # the contrast
+
+
+@pytest.mark.django_db
+def test_record_of_an_unknown_activity_is_refused(lms):
+    from django.db import IntegrityError
+
+    svc = ActivityGradeService()
+    for given in ({}, {"term_id": "2023_fall"}):
+        with pytest.raises(IntegrityError, match="'nope/a0' does not exist"):
+            svc.record("nope/a0", "s1", status="graded", submitted_at=FALL, **given)
+    assert ActivityGrade.objects.count() == 0
+    # Between terms: class found, no term, the class table.
+    g = svc.record("123/a0", "s1", status="graded", submitted_at=GAP, created_at=GAP)
+    assert (g.class_id, g.term_id) == ("123", None)
