@@ -326,6 +326,15 @@ def _backend_pid(app: str):
     )
 
 
+def _wait_until_gone(app: str) -> None:
+    """Until the server has ended every backend of the child (it rolls back first)."""
+    _wait(
+        lambda: (
+            scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]) == 0
+        )
+    )
+
+
 @pytest.mark.parametrize(
     "stage, how",
     [
@@ -368,12 +377,7 @@ def test_killed_archive_loses_nothing_and_rerun_finishes(clean_archive, stage, h
             scalar("SELECT pg_terminate_backend(%s)", [_backend_pid(app)])
         child.wait(timeout=30)
         assert child.returncode != 0
-        _wait(
-            lambda: (
-                scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app])
-                == 0
-            )
-        )
+        _wait_until_gone(app)
     finally:
         if child.poll() is None:
             child.kill()
@@ -478,12 +482,7 @@ def test_killed_restore_loses_nothing_and_rerun_finishes(clean_archive, stage):
         os.kill(child.pid, signal.SIGKILL)
         scalar("SELECT pg_terminate_backend(%s)", [_backend_pid(app)])
         child.wait(timeout=30)
-        _wait(
-            lambda: (
-                scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app])
-                == 0
-            )
-        )
+        _wait_until_gone(app)
     finally:
         if child.poll() is None:
             child.kill()
