@@ -307,6 +307,17 @@ def test_point_query_locks_only_its_leaf(committed_loaded):
     assert all(t.startswith(leaf) for t in locked), locked
 
 
+def test_student_record_reads_only_the_students_partitions(committed_loaded):
+    svc = ActivityGradeService()
+    mine = {registry(c, "2023_fall") for c in ("123", "456")}
+    with transaction.atomic(), connection.cursor() as cursor:
+        got = svc.student_record("s0")
+        locked = relation_locks(cursor)
+    assert sorted(g.class_id for g in got) == ["123", "456"]
+    assert {g.student_id for g in got} == {"s0"}
+    assert locked & committed_loaded == mine, locked
+
+
 def test_parent_query_locks_every_partition_for_contrast(committed_loaded):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
