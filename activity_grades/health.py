@@ -275,19 +275,24 @@ def _index_fixer(using: str, table: str, suffix: str, sig: tuple) -> Callable[[]
     return fix
 
 
+def _names_by_table(cursor, query: str, parts) -> dict[int, set[str]]:
+    """Catalog object names per partition oid; ``query`` takes the oids as %s."""
+    have: dict[int, set[str]] = {}
+    for oid, name in _fetch(cursor, query, [[p[0] for p in parts]]):
+        have.setdefault(oid, set()).add(name)
+    return have
+
+
 def check_constraints(cursor) -> list[Problem]:
     parts = _live_partitions(cursor)
     if not parts:
         return []
-    rows = _fetch(
+    have = _names_by_table(
         cursor,
         "SELECT conrelid, conname FROM pg_constraint WHERE contype = 'c' "
         "AND conrelid = ANY(%s::oid[])",
-        [[p[0] for p in parts]],
+        parts,
     )
-    have: dict[int, set[str]] = {}
-    for oid, name in rows:
-        have.setdefault(oid, set()).add(name)
     out = []
     for oid, table, term in parts:
         needed = (
@@ -313,15 +318,12 @@ def check_triggers(cursor) -> list[Problem]:
     parts = _live_partitions(cursor)
     if not parts:
         return []
-    rows = _fetch(
+    have = _names_by_table(
         cursor,
         "SELECT tgrelid, tgname FROM pg_trigger WHERE tgrelid = ANY(%s::oid[]) "
         "AND NOT tgisinternal AND tgenabled <> 'D'",
-        [[p[0] for p in parts]],
+        parts,
     )
-    have: dict[int, set[str]] = {}
-    for oid, name in rows:
-        have.setdefault(oid, set()).add(name)
     return [
         Problem(
             "activity_grades.E011",
