@@ -186,13 +186,12 @@ class PartitionAdmin(admin.ModelAdmin):
     def health_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Partition health",
-            "problems": health.run(),
-        }
-        return TemplateResponse(request, "activity_grades/admin/health.html", context)
+        return self._page(request, "health.html", "Partition health", problems=health.run())
+
+    def _page(self, request: HttpRequest, template: str, title: str, **extra) -> HttpResponse:
+        """One of this admin's own pages, inside the admin site's frame."""
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": title}
+        return TemplateResponse(request, f"activity_grades/admin/{template}", {**context, **extra})
 
     # -- superuser actions -----------------------------------------------------
 
@@ -216,14 +215,13 @@ class PartitionAdmin(admin.ModelAdmin):
             else:
                 messages.info(request, "Nothing to do: every partition exists.")
             return HttpResponseRedirect(changelist)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Create partitions for upcoming terms",
-            "plan": the_plan,
-            "changelist_url": changelist,
-        }
-        return TemplateResponse(request, "activity_grades/admin/create_confirm.html", context)
+        return self._page(
+            request,
+            "create_confirm.html",
+            "Create partitions for upcoming terms",
+            plan=the_plan,
+            changelist_url=changelist,
+        )
 
     def archive_term_view(self, request: HttpRequest) -> HttpResponse:
         self._require_superuser(request)
@@ -231,14 +229,13 @@ class PartitionAdmin(admin.ModelAdmin):
         term_id = request.POST.get("term") or request.GET.get("term")
         terms = [t.term_id for t in partitioning.list_terms()]
         if term_id not in terms:
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": "Archive a term",
-                "terms": terms,
-                "changelist_url": changelist,
-            }
-            return TemplateResponse(request, "activity_grades/admin/archive_confirm.html", context)
+            return self._page(
+                request,
+                "archive_confirm.html",
+                "Archive a term",
+                terms=terms,
+                changelist_url=changelist,
+            )
         try:
             the_plan = archiving.plan_archive([term_id])
         except archiving.ArchiveError as exc:
@@ -253,15 +250,14 @@ class PartitionAdmin(admin.ModelAdmin):
                 + (f"; skipped {len(result.skipped)}" if result.skipped else ""),
             )
             return HttpResponseRedirect(changelist)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"Archive term {term_id}",
-            "term": term_id,
-            "plan": the_plan,
-            "changelist_url": changelist,
-        }
-        return TemplateResponse(request, "activity_grades/admin/archive_confirm.html", context)
+        return self._page(
+            request,
+            "archive_confirm.html",
+            f"Archive term {term_id}",
+            term=term_id,
+            plan=the_plan,
+            changelist_url=changelist,
+        )
 
 
 def _chart(totals: list[stats.TermTotal]) -> dict:
