@@ -1,0 +1,31 @@
+"""activity_grades: PostgreSQL table-inheritance partitioning of activity grades for Django.
+
+The public API is ``activity_grades.api`` (its ``__all__``); every name there can be
+imported from the package itself once Django is set up::
+
+    from activity_grades import ActivityGradeService, archive
+
+The names are resolved on first use (PEP 562), so listing the app in ``INSTALLED_APPS``
+does not import its models before Django's app registry is ready.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import *  # noqa: F403
+
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str) -> Any:
+    api = importlib.import_module(f"{__name__}.api")
+    if name in api.__all__:
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *importlib.import_module(f"{__name__}.api").__all__])

@@ -1,29 +1,101 @@
-"""Django system checks over the partition tree (ids ``activity_grades.E0xx``).
+"""Django system checks of activity_grades.
 
-Registered with the ``database`` tag: Django calls them with ``databases=None`` at
-start-up and in plain ``manage.py check``, where they do nothing (system checks must
-not touch the database then). ``manage.py check --database default`` runs them.
+- ``activity_grades.E100`` (every start-up, no database access): a key of
+  ``settings.ACTIVITY_GRADES`` that is unknown, of the wrong type or impossible.
+- ``activity_grades.E101``/``E102`` (``manage.py check --database default``): a table or
+  column named by a setting that the database does not have.
+- ``activity_grades.E001``-``E011`` (``manage.py check --database default``): the
+  partition tree's health (``operations.repair``).
+
+Database checks are registered with the ``database`` tag: Django calls them with
+``databases=None`` at start-up and in plain ``manage.py check``, where they do nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.core import checks
 from django.db import DatabaseError, connections
 
+from .core.constants import REGISTRY_TABLE
+from .core.settings import app_settings
+from .db import catalog
+from .operations import repair
+
+__all__ = ["lms_tables_check", "partition_tree_check", "settings_check"]
+
+# Table setting -> the column settings that name its columns.
+_LMS_COLUMNS = {
+    "ACTIVITIES_TABLE": ("ACTIVITY_ID_COLUMN", "ACTIVITY_CLASS_COLUMN"),
+    "TERMS_TABLE": ("TERM_ID_COLUMN", "TERM_START_COLUMN", "TERM_END_COLUMN", "TERM_YEAR_COLUMN"),
+}
+
+
+@checks.register()
+def settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"ACTIVITY_GRADES[{key!r}] {problem}" if key else problem,
+            hint="see the settings table in the README of activity_grades",
+            id="activity_grades.E100",
+        )
+        for key, problem in app_settings.validate()
+    ]
+
+
+def _migrated(alias: str) -> bool:
+    return REGISTRY_TABLE in connections[alias].introspection.table_names()
+
 
 @checks.register(checks.Tags.database)
-def partition_tree_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+def lms_tables_check(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    if not databases or app_settings.validate():
+        return []  # E100 already says what to fix first
+    out: list[checks.CheckMessage] = []
+    for alias in databases:
+        for table_key, column_keys in _LMS_COLUMNS.items():
+            table = getattr(app_settings, table_key)
+            columns = catalog.columns_of(alias, table)
+            if columns is None:
+                out.append(
+                    checks.Error(
+                        f"[{alias}] table {table!r} named by ACTIVITY_GRADES[{table_key!r}] "
+                        "does not exist",
+                        hint="create the LMS's table, or set the key to the table's name",
+                        id="activity_grades.E101",
+                    )
+                )
+                continue
+            for key in column_keys:
+                column = getattr(app_settings, key)
+                if column not in columns:
+                    out.append(
+                        checks.Error(
+                            f"[{alias}] column {column!r} named by ACTIVITY_GRADES[{key!r}] "
+                            f"does not exist in table {table!r}",
+                            hint="columns of that table: " + ", ".join(sorted(columns)),
+                            id="activity_grades.E102",
+                        )
+                    )
+    return out
+
+
+@checks.register(checks.Tags.database)
+def partition_tree_check(
+    app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     if not databases:
         return []
-    from . import health
-
     messages: list[checks.CheckMessage] = []
     for alias in databases:
-        conn = connections[alias]
         try:
-            if "activity_grades_partition" not in conn.introspection.table_names():
-                continue  # not migrated on this database
-            problems = health.run(alias)
+            if not _migrated(alias):
+                continue
+            problems = repair.plan(alias).problems
         except DatabaseError as exc:
             messages.append(
                 checks.Warning(

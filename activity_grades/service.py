@@ -5,7 +5,7 @@ small ones: PostgreSQL plans and locks every child (67 ms and 5,000 locks for a
 point query at 1,000 leaves). Everything here names the partition table instead:
 
 * the (class, term) -> table map comes from the registry ``activity_grades_partition``
-  (cached per process for ``CACHE_SECONDS``; names are never rebuilt from ids);
+  (cached per process for ``registry.CACHE_SECONDS``; names are never rebuilt from ids);
 * a grade's partition by id or by (activity, student) comes from the key index
   ``activity_grades_key``;
 * writes go into the leaf, whose statement triggers keep the key index in step.
@@ -15,13 +15,12 @@ See docs/performance.md for which calls are fast and which touch every partition
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,89 +30,31 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .ids import new_grade_id
-from .models import ActivityGrade
-from .partitioning import Term, ensure_partition, list_terms
+from .core.constants import LOGGER_NAME
+from .core.exceptions import GradeConflict, ReadOnlyError, UnknownActivity, UnknownColumn
+from .core.ids import new_grade_id
+from .db import ddl, lms, registry
+from .models import ActivityGrade, ArchivedActivityGrade
+from .models.columns import GradeColumns
 
-logger = logging.getLogger("activity_grades")
+__all__ = [
+    "ActivityGradeService",
+    "ActivityStats",
+    "IngestResult",
+    "StudentHistory",
+    "student_history",
+]
 
-CACHE_SECONDS = 60.0
+logger = logging.getLogger(LOGGER_NAME)
+
 # Tables per UNION ALL statement when reading one student's whole record.
 UNION_CHUNK = 100
 UPSERT_ATTEMPTS = 5
-
-_cache: dict[tuple[str, str, str | None], tuple[str, float]] = {}
 
 COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_fields)
 _COLUMN_SET = frozenset(COLUMNS)
 _JSON = {"content", "attachments"}
 _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
-
-
-def invalidate_partition_cache() -> None:
-    """Forget cached (class, term) -> table names.
-
-    Archiving and restoring call this (other processes expire their entries after
-    ``CACHE_SECONDS``, and a read that hits a dropped table clears the cache and
-    retries once).
-    """
-    _cache.clear()
-
-
-# The live table of the (class_id, term_id) of a row aliased ``k``. Written as two
-# lookups so each uses one of the registry's partial unique indexes: a join on
-# ``term_id IS NOT DISTINCT FROM`` cannot use an index and scanned the whole registry.
-_LIVE_TABLE = sql.SQL(
-    "CASE WHEN k.term_id IS NULL"
-    " THEN (SELECT p.table_name FROM activity_grades_partition p"
-    " WHERE p.class_id = k.class_id AND p.term_id IS NULL AND p.status = 'live')"
-    " ELSE (SELECT p.table_name FROM activity_grades_partition p"
-    " WHERE p.class_id = k.class_id AND p.term_id = k.term_id AND p.status = 'live') END"
-)
-
-
-def _first_column(using: str, query: sql.Composable, params: Sequence[Any]) -> list[Any]:
-    with connections[using].cursor() as cursor:
-        cursor.execute(query.as_string(cursor.connection), params)
-        return [row[0] for row in cursor.fetchall()]
-
-
-def partition_table(
-    class_id: str, term_id: str | None = None, using: str = "default"
-) -> str | None:
-    """The live table of (class, term) from the registry; ``term_id=None``: the class table."""
-    key = (using, class_id, term_id)
-    hit = _cache.get(key)
-    now = time.monotonic()
-    if hit and hit[1] > now:
-        return hit[0]
-    query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
-    table = _first_column(using, query.format(_LIVE_TABLE), [class_id, term_id])[0]
-    if table is None:
-        _cache.pop(key, None)
-        return None
-    _cache[key] = (table, now + CACHE_SECONDS)
-    return table
-
-
-def table_of_grade(grade_id: str, using: str = "default") -> str | None:
-    """The live table that holds a grade, from the key index; None if it is not stored.
-
-    Not cached: the registry is read in the same statement, so a partition archived and
-    recreated under another name a moment ago is never missed.
-    """
-    query = sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = %s").format(_LIVE_TABLE)
-    found = _first_column(using, query, [grade_id])
-    return found[0] if found else None
-
-
-def tables_of_student(student_id: str, using: str = "default") -> list[str]:
-    """The live partitions that hold this student's grades (from the key index)."""
-    query = sql.SQL(
-        "SELECT DISTINCT t FROM (SELECT {} AS t FROM (SELECT DISTINCT class_id, term_id"
-        " FROM activity_grades_key WHERE student_id = %s) k) x WHERE t IS NOT NULL ORDER BY 1"
-    ).format(_LIVE_TABLE)
-    return _first_column(using, query, [student_id])
 
 
 @dataclass(frozen=True)
@@ -138,23 +79,6 @@ class ActivityStats:
     max_score: float | None
 
 
-@dataclass
-class _Terms:
-    """Python twin of ``activity_grades_term_at`` (latest start wins on overlap)."""
-
-    terms: list[Term] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.terms.sort(key=lambda t: (t.starts_at, t.term_id))
-        self.starts = [t.starts_at for t in self.terms]
-
-    def at(self, ts: datetime) -> str | None:
-        for i in range(bisect.bisect_right(self.starts, ts) - 1, -1, -1):
-            if ts < self.terms[i].ends_at:
-                return self.terms[i].term_id
-        return None
-
-
 class ActivityGradeService:
     """Partition-aware reads and writes of activity grades.
 
@@ -168,26 +92,22 @@ class ActivityGradeService:
     # -- routing -----------------------------------------------------------------
 
     @property
-    def connection(self):
+    def connection(self) -> Any:
         return connections[self.using]
 
-    def _one(self, query: str, params: Sequence[Any]) -> Any:
-        with self.connection.cursor() as cursor:
-            cursor.execute(query, params)
-            row = cursor.fetchone()
-        return row[0] if row else None
-
     def class_of(self, activity_id: str) -> str | None:
-        return self._one("SELECT activity_grades_class_of(%s)", [activity_id])
+        """The class of an activity (None: no such activity, or it has no class)."""
+        return lms.class_of(activity_id, self.using)
 
     def term_at(self, at: datetime) -> str | None:
-        return self._one("SELECT activity_grades_term_at(%s)", [at])
+        """The term a grade created at ``at`` belongs to (None: between terms)."""
+        return lms.term_at(at, self.using)
 
     def table_for(self, class_id: str, term_id: str | None, *, create: bool = False) -> str | None:
         """The partition table of (class, term); with ``create`` it is made if missing."""
-        table = partition_table(class_id, term_id, self.using)
+        table = registry.partition_table(class_id, term_id, self.using)
         if table is None and create:
-            table, _ = ensure_partition(class_id, term_id, self.using)
+            table, _ = ddl.ensure_partition(class_id, term_id, self.using)
         return table
 
     # -- writes ------------------------------------------------------------------
@@ -204,7 +124,7 @@ class ActivityGradeService:
         values.setdefault("is_committed", False)
         if not _COLUMN_SET.issuperset(values):
             unknown = sorted(set(values) - _COLUMN_SET)
-            raise TypeError(f"unknown ActivityGrade columns: {unknown}")
+            raise UnknownColumn(f"unknown ActivityGrade columns: {unknown}")
         for name in _JSON:
             value = values.get(name)
             if value is not None and not isinstance(value, Jsonb):
@@ -229,18 +149,13 @@ class ActivityGradeService:
         values = self._complete({"activity_id": activity_id, "student_id": student_id, **fields})
         if class_id is None and term_id is None:
             # The routing trigger's lookup: class and term in one round trip.
-            with self.connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT class_id, term_id FROM activity_grades_locate(%s, %s)",
-                    [activity_id, values["created_at"]],
-                )
-                class_id, term_id = cursor.fetchone() or (None, None)
+            class_id, term_id = lms.locate(activity_id, values["created_at"], self.using)
         elif class_id is None:
             class_id = self.class_of(activity_id)
         elif term_id is None:
             term_id = self.term_at(values["created_at"])
         if class_id is None:
-            raise IntegrityError(f"activity {activity_id!r} does not exist or has no class")
+            raise UnknownActivity(f"activity {activity_id!r} does not exist or has no class")
         values["class_id"], values["term_id"] = class_id, term_id
         table = self.table_for(class_id, term_id, create=True)
         columns = list(values)
@@ -264,14 +179,15 @@ class ActivityGradeService:
         """
         started = time.monotonic()
         prepared = [self._complete(dict(r)) for r in rows]
-        classes = self._classes_of({r["activity_id"] for r in prepared if not r.get("class_id")})
-        terms = _Terms(list_terms(self.using))
+        missing = {r["activity_id"] for r in prepared if not r.get("class_id")}
+        classes = lms.classes_of(missing, self.using)
+        terms = lms.TermIndex(lms.terms(self.using))
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         for r in prepared:
             if not r.get("class_id"):
                 r["class_id"] = classes.get(r["activity_id"])
                 if r["class_id"] is None:
-                    raise IntegrityError(f"activity {r['activity_id']!r} does not exist")
+                    raise UnknownActivity(f"activity {r['activity_id']!r} does not exist")
             if "term_id" not in r:
                 r["term_id"] = terms.at(r["created_at"])
             groups[(r["class_id"], r["term_id"])].append(r)
@@ -280,9 +196,9 @@ class ActivityGradeService:
         with transaction.atomic(using=self.using):
             tables = {}
             for class_id, term_id in groups:
-                table = partition_table(class_id, term_id, self.using)
+                table = registry.partition_table(class_id, term_id, self.using)
                 if table is None:
-                    table, was_created = ensure_partition(class_id, term_id, self.using)
+                    table, was_created = ddl.ensure_partition(class_id, term_id, self.using)
                     if was_created:
                         created.append(table)
                 tables[(class_id, term_id)] = table
@@ -294,23 +210,13 @@ class ActivityGradeService:
         return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
 
     @staticmethod
-    def _copy(raw_cursor, table: str, group: list[dict[str, Any]]) -> None:
+    def _copy(raw_cursor: Any, table: str, group: list[dict[str, Any]]) -> None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         )
         with raw_cursor.copy(statement) as copy:
             for r in group:
                 copy.write_row([r.get(c) for c in COLUMNS])
-
-    def _classes_of(self, activity_ids: set[str]) -> dict[str, str]:
-        if not activity_ids:
-            return {}
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT a, activity_grades_class_of(a) FROM unnest(%s::text[]) AS a",
-                [list(activity_ids)],
-            )
-            return {a: c for a, c in cursor.fetchall() if c is not None}
 
     def upsert(
         self, activity_id: str, student_id: str, **fields: Any
@@ -322,7 +228,7 @@ class ActivityGradeService:
         from the key index) is retried as an update.
         """
         if _ROUTING & set(fields) - {"class_id", "term_id"}:
-            raise TypeError("upsert cannot change id, activity_id or student_id")
+            raise ReadOnlyError("upsert cannot change id, activity_id or student_id")
         for _ in range(UPSERT_ATTEMPTS):
             with transaction.atomic(using=self.using):
                 found = self._update_existing(activity_id, student_id, fields)
@@ -333,9 +239,11 @@ class ActivityGradeService:
                         return self.record(activity_id, student_id, **fields), True
                 except IntegrityError:
                     logger.debug("upsert of %s/%s lost a race; retrying", activity_id, student_id)
-        raise IntegrityError(f"upsert of {activity_id!r}/{student_id!r} kept conflicting")
+        raise GradeConflict(f"upsert of {activity_id!r}/{student_id!r} kept conflicting")
 
-    def _update_existing(self, activity_id, student_id, fields) -> ActivityGrade | None:
+    def _update_existing(
+        self, activity_id: str, student_id: str, fields: dict[str, Any]
+    ) -> ActivityGrade | None:
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "SELECT id, class_id, term_id FROM activity_grades_key "
@@ -352,7 +260,7 @@ class ActivityGradeService:
                 values.pop(key)
         table = self.table_for(class_id, term_id)
         if table is None:
-            raise IntegrityError(f"grade {grade_id} is in a partition that is not live")
+            raise GradeConflict(f"grade {grade_id} is in a partition that is not live")
         query = sql.SQL("UPDATE {} SET {} WHERE id = %s RETURNING {}").format(
             sql.Identifier(table),
             sql.SQL(", ").join(
@@ -394,14 +302,14 @@ class ActivityGradeService:
             except ProgrammingError:
                 # A cached partition may have been dropped (archived): forget the
                 # cache; outside a transaction the caller's read is retried once.
-                invalidate_partition_cache()
+                registry.invalidate_cache()
                 if attempt == 2 or self.connection.in_atomic_block:
                     raise
         return []
 
     def gradebook(self, class_id: str, term_id: str) -> list[ActivityGrade]:
         """Every grade of one class in one term, from the leaf only."""
-        table = partition_table(class_id, term_id, self.using)
+        table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
         return self._select(table, "true", [], order=" ORDER BY student_id, activity_id")
@@ -410,7 +318,7 @@ class ActivityGradeService:
         self, student_id: str, class_id: str, term_id: str | None = None
     ) -> list[ActivityGrade]:
         """One student's grades in a class (one term, or all terms via the class table)."""
-        table = partition_table(class_id, term_id, self.using)
+        table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
         return self._select(table, "student_id = %s", [student_id], order=" ORDER BY activity_id")
@@ -418,14 +326,14 @@ class ActivityGradeService:
     def activity_grades(self, activity_id: str) -> list[ActivityGrade]:
         """Every grade of one activity: reads its class table (all terms), not the parent."""
         class_id = self.class_of(activity_id)
-        table = partition_table(class_id, None, self.using) if class_id else None
+        table = registry.partition_table(class_id, None, self.using) if class_id else None
         if table is None:
             return []
         return self._select(table, "activity_id = %s", [activity_id], order=" ORDER BY student_id")
 
     def activity_stats(self, class_id: str, term_id: str | None = None) -> list[ActivityStats]:
         """Count, graded count and score min/avg/max per activity of a class (and term)."""
-        table = partition_table(class_id, term_id, self.using)
+        table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
         query = sql.SQL(
@@ -438,7 +346,7 @@ class ActivityGradeService:
 
     def get(self, grade_id: str) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
-        table = table_of_grade(grade_id, self.using)
+        table = registry.table_of_grade(grade_id, self.using)
         if table is None:
             return None
         found = self._select(table, "id = %s", [grade_id], only=True)
@@ -451,7 +359,7 @@ class ActivityGradeService:
         are read (``ONLY`` each, in UNION ALL batches of ``UNION_CHUNK`` tables), so the
         cost follows the student's partitions, not the size of the tree.
         """
-        tables = tables_of_student(student_id, self.using)
+        tables = registry.tables_of_student(student_id, self.using)
         columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         out: list[ActivityGrade] = []
         for i in range(0, len(tables), UNION_CHUNK):
@@ -465,6 +373,29 @@ class ActivityGradeService:
             out.extend(self._fetch(query, [student_id] * len(chunk)))
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
+
+
+@dataclass
+class StudentHistory:
+    """One student's grades, live and archived."""
+
+    live: list[ActivityGrade]
+    archived: list[ArchivedActivityGrade]
+
+    @property
+    def all(self) -> list[GradeColumns]:
+        return sorted([*self.live, *self.archived], key=lambda g: (g.created_at, g.id))
+
+
+def student_history(student_id: str, using: str = "default") -> StudentHistory:
+    """Every grade of one student, live and archived.
+
+    The live part reads only the partitions the key index names for this student,
+    never the whole tree; the archive part uses the archive's (student_id) index.
+    """
+    live = ActivityGradeService(using).student_record(student_id)
+    archived = list(ArchivedActivityGrade.objects.using(using).filter(student_id=student_id))
+    return StudentHistory(live, archived)
 
 
 _JSON_INDEXES = [i for i, c in enumerate(COLUMNS) if c in _JSON]

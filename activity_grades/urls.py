@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .monitoring import metrics_view
+from .views import metrics_view
 
 app_name = "activity_grades"
 urlpatterns = [path("metrics", metrics_view, name="metrics")]

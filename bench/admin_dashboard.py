@@ -19,7 +19,8 @@ django.setup()
 from django.contrib.auth.models import User  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from activity_grades import health, partitioning, stats  # noqa: E402
+from activity_grades.operations import create, repair  # noqa: E402
+from activity_grades.reporting import stats  # noqa: E402
 from gradeproject.lms.models import Activity, SchoolClass, Term  # noqa: E402
 
 N_CLASSES = int(sys.argv[1])
@@ -38,7 +39,7 @@ if not Term.objects.exists():
         Activity(id=f"c{i:05d}/a", school_class_id=f"c{i:05d}", title="x") for i in range(N_CLASSES)
     )
     t = time.monotonic()
-    partitioning.apply(partitioning.plan(all_terms=True))
+    create.plan(all_terms=True).apply()
     print("created partitions in", round(time.monotonic() - t, 1), "s")
     User.objects.create_superuser("root", "r@x", "pw")
 print("partitions:", stats.overview().partitions.__len__())
@@ -69,7 +70,7 @@ timeit(
     lambda: c.get("/admin/activity_grades/partition/?o=-total_bytes&class=c00042"),
 )
 timeit("GET /activity-grades/metrics (prometheus)", lambda: c.get("/activity-grades/metrics"))
-timeit("health.run()", health.run, n=3)
+timeit("repair.plan()", repair.plan, n=3)
 timeit(
     "GET grades changelist (no class: asks for one)",
     lambda: c.get("/admin/activity_grades/activitygrade/"),

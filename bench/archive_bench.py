@@ -1,7 +1,7 @@
 """Archiving benchmark: bytes per row live vs archived, time and WAL of archiving one term.
 
 Builds N grades of one ended term spread over C classes (one leaf per class), archives
-the term with ``activity_grades.archiving`` and compares with the naive way of moving the
+the term with ``activity_grades.operations.archive`` and compares with the naive way of moving the
 same rows out of one unpartitioned table (INSERT ... SELECT into an archive table + DELETE,
 one transaction). Every figure is the median of ``--runs`` runs (default 3) on a scratch
 database created on the DATABASE_URL server (embedded PostgreSQL when unset) and dropped
@@ -95,13 +95,13 @@ def build(rows: int, classes: int, activities: int, profile: str) -> list[str]:
     from django.db import connection
     from psycopg import sql
 
-    from activity_grades import partitioning
+    from activity_grades.db import ddl
 
     per_class = rows // classes
     leaves = []
     with connection.cursor() as c:
         for k in range(1, classes + 1):
-            leaf, _ = partitioning.ensure_partition(f"c{k}", TERM)
+            leaf, _ = ddl.ensure_partition(f"c{k}", TERM)
             leaves.append(leaf)
             insert = sql.SQL(
                 "INSERT INTO {leaf} (id, activity_id, student_id, score, points, feedback, status, "
@@ -146,7 +146,8 @@ def run_once(args) -> dict:
     from django.db import connection
     from psycopg import sql
 
-    from activity_grades import archiving
+    from activity_grades.db import catalog
+    from activity_grades.operations import archive
 
     with connection.cursor() as c:
         c.execute("SELECT table_name FROM activity_grades_partition ORDER BY term_id IS NULL")
@@ -170,9 +171,9 @@ def run_once(args) -> dict:
         out["live_leaf_bpr"] = sum(_size(c, t) for t in leaves) / n
         out["live_with_key_bpr"] = out["live_leaf_bpr"] + _size(c, "activity_grades_key") / n
         lsn = _lsn(c)
-    plan = archiving.plan_archive([TERM])
+    plan = archive.plan([TERM])
     started = time.perf_counter()
-    archiving.archive(plan)
+    plan.apply()
     out["archive_s"] = time.perf_counter() - started
     with connection.cursor() as c:
         out["archive_wal"] = _wal_since(c, lsn)
@@ -193,7 +194,7 @@ def run_once(args) -> dict:
             "archived_at timestamptz NOT NULL DEFAULT now(), academic_year text NOT NULL, "
             "PRIMARY KEY (id)); CREATE INDEX ON bench_flat_archive (student_id);"
         )
-        cols = sql.SQL(", ").join(map(sql.Identifier, archiving.grade_columns(c)))
+        cols = sql.SQL(", ").join(map(sql.Identifier, catalog.grade_columns(c)))
         _q(
             c,
             sql.SQL("INSERT INTO bench_flat ({0}) SELECT {0} FROM archived_activity_grades").format(

@@ -19,8 +19,9 @@ from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from activity_grades import partitioning
-from activity_grades.service import ActivityGradeService, partition_table
+from activity_grades.db.registry import partition_table
+from activity_grades.operations import create
+from activity_grades.service import ActivityGradeService
 
 from . import dataset
 from .dataset import COLUMNS, SEED_COLUMNS
@@ -426,13 +427,13 @@ def create_partitions(url: str, shape, first_class: int, count: int) -> tuple[Re
     n_classes = max(1, -(-count // shape.terms))
     classes = dataset.add_classes(first_class, n_classes, 1)
     terms = [dataset.term_id(i) for i in range(shape.terms)]
-    plan = partitioning.plan(classes, terms)
+    plan = create.plan(classes, terms)
     inserter = Inserter(url, "c00000/a0", _term_start(0))
     inserter.start()
     time.sleep(0.5)
     quiet = list(inserter.latencies)
     started = time.perf_counter()
-    created = partitioning.apply(plan)
+    created = plan.apply()
     seconds = time.perf_counter() - started
     inserter.stop.set()
     inserter.join(30)
@@ -460,7 +461,7 @@ def grow_to(shape, first_class: int, leaves_now: int, target: int) -> tuple[int,
     n_classes = -(-(target - leaves_now) // shape.terms)
     classes = dataset.add_classes(first_class, n_classes, 1)
     terms = [dataset.term_id(i) for i in range(shape.terms)]
-    partitioning.apply(partitioning.plan(classes, terms))
+    create.plan(classes, terms).apply()
     return leaves_now + n_classes * shape.terms, first_class + n_classes
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from django.db import connection
 from psycopg import sql
 
-from activity_grades import partitioning
+from activity_grades.operations import create
 
 COLUMNS = [
     "id",
@@ -181,7 +181,7 @@ def load_app(shape: Shape) -> None:
     """Create every (class, term) partition, then fill each leaf straight from the source."""
     classes = [class_id(i) for i in range(shape.classes)]
     terms = [term_id(i) for i in range(shape.terms)]
-    partitioning.apply(partitioning.plan(classes, terms))
+    create.plan(classes, terms).apply()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT class_id, term_id, table_name FROM activity_grades_partition "

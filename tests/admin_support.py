@@ -8,8 +8,8 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from psycopg import sql
 
-from activity_grades import partitioning
 from activity_grades.models import ActivityGrade
+from activity_grades.operations import create
 from gradeproject.lms.models import Term
 
 
@@ -62,7 +62,7 @@ def analyze_all() -> None:
 
 
 def create_all_partitions() -> None:
-    partitioning.apply(partitioning.plan())
+    create.plan().apply()
 
 
 def staff(username: str, *perms: str, superuser: bool = False) -> User:

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from activity_grades.admin import PER_PAGE
+from activity_grades.admin.listing import PER_PAGE
 from activity_grades.models import ActivityGrade, Partition
 from tests.helpers import assert_tree_consistent, leaf
 

@@ -17,9 +17,10 @@ from django.db import connection
 from django.test import override_settings
 from psycopg import sql
 
-from activity_grades import archiving
+from activity_grades.db.registry import tables_of_student
 from activity_grades.models import ArchivedActivityGrade
-from activity_grades.service import tables_of_student
+from activity_grades.operations.faults import FAULT_ENV
+from activity_grades.service import student_history
 from gradeproject.lms.models import Activity
 
 from .archive_support import (
@@ -257,7 +258,7 @@ def test_student_history_reads_only_that_students_partitions(lms):
     seed()
     add_grades("456/a1", "2024-09-02", 1, "other-", students=1, student="x")
     archive("--term", "2023_fall")
-    history = archiving.student_history("stu1")
+    history = student_history("stu1")
     assert {g.id for g in history.live} == {
         "s24-123-1",
         "s24-456-1",
@@ -352,7 +353,7 @@ def test_killed_archive_loses_nothing_and_rerun_finishes(clean_archive, stage, h
     child = manage(
         ["archive_grades", "--before-academic-year", "2024-2025", "--noinput"],
         app,
-        {archiving.FAULT_ENV: f"{stage}=30"},
+        {FAULT_ENV: f"{stage}=30"},
     )
     try:
         if stage == "between":
@@ -407,7 +408,7 @@ def test_concurrent_writers_survive_archiving(clean_archive, monkeypatch):
     )  # create the current partitions up front
     add_grades("456/a0", "now", 1, "warm-456-", student="warm")
     original = ids("SELECT id FROM activity_grades")
-    monkeypatch.setenv(archiving.FAULT_ENV, "after_copy=0.3,between=0.2")
+    monkeypatch.setenv(FAULT_ENV, "after_copy=0.3,between=0.2")
     stop = threading.Event()
     written: dict[int, list[str]] = {}
     errors: list[BaseException] = []
@@ -474,7 +475,7 @@ def test_killed_restore_loses_nothing_and_rerun_finishes(clean_archive, stage):
     child = manage(
         ["restore_grades", "--term", "2023_fall", "--noinput"],
         app,
-        {archiving.FAULT_ENV: f"{stage}=30"},
+        {FAULT_ENV: f"{stage}=30"},
     )
     try:
         _wait(lambda: _backend_pid(app) is not None or child.poll() is not None)

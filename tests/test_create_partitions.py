@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from activity_grades import partitioning
+from activity_grades.db import ddl, lms
 from gradeproject.lms.models import Activity, SchoolClass, Term
 from tests.conftest import make_lms
 from tests.helpers import INSERT, assert_tree_consistent, connect, where_is
@@ -136,11 +136,11 @@ def test_activity_of_a_new_class_is_found():
     make_lms()
     SchoolClass.objects.create(id="789", name="new")
     Activity.objects.create(id="789/a0", school_class_id="789", title="x")
-    assert "789" in partitioning.list_class_ids()
+    assert "789" in lms.class_ids()
 
 
 def test_creating_does_not_block_inserts_into_existing_partitions(committed_lms):
-    partitioning.ensure_partition("123", "2023_fall")
+    ddl.ensure_partition("123", "2023_fall")
     with connect(autocommit=False) as creator, connect() as writer:
         # A creator holding its transaction open after creating a sibling leaf...
         creator.execute("SELECT activity_grades_ensure_partition('123', '2024_spring')")

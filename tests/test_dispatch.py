@@ -1,4 +1,4 @@
-"""The routing trigger's fast path (activity_grades.dispatch): fast, and never wrong."""
+"""The routing trigger's fast path (activity_grades.db.dispatch): fast, and never wrong."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from psycopg import sql
 
-from activity_grades import dispatch, partitioning
+from activity_grades.db import ddl, dispatch
+from activity_grades.operations import create
 from tests.conftest import TERMS, make_lms
 from tests.helpers import INSERT, assert_tree_consistent, where_is
 
@@ -36,12 +37,12 @@ def insert(cursor, grade_id, activity, at) -> str:
 
 
 def registered(class_id, term_id) -> str:
-    return partitioning.ensure_partition(class_id, term_id)[0]
+    return ddl.ensure_partition(class_id, term_id)[0]
 
 
 def test_create_partitions_builds_it_for_the_new_leaves():
     make_lms(class_ids=["123", "O'Brien; --"])
-    partitioning.apply(partitioning.plan(all_terms=True))
+    create.plan(all_terms=True).apply()
     with connection.cursor() as cursor:
         cursor.execute("SELECT table_name FROM activity_grades_partition WHERE term_id IS NOT NULL")
         leaves = sorted(r[0] for r in cursor.fetchall())
@@ -57,7 +58,7 @@ def test_create_partitions_builds_it_for_the_new_leaves():
 
 def test_a_leaf_it_does_not_know_takes_the_dynamic_path():
     make_lms()
-    partitioning.apply(partitioning.plan(class_ids=["123"], term_ids=["2023_fall"]))
+    create.plan(class_ids=["123"], term_ids=["2023_fall"]).apply()
     assert covered() == [registered("123", "2023_fall")]
     with connection.cursor() as cursor:
         # Created on demand by the trigger, after the dispatcher was built.

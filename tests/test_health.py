@@ -9,8 +9,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from psycopg import sql
 
-from activity_grades import health
 from activity_grades.models import Partition
+from activity_grades.operations import repair
 
 from .admin_support import FALL_2023, add_upcoming_terms, grade, make_grades
 from .helpers import leaf
@@ -42,7 +42,7 @@ def command(*args) -> str:
 
 
 def test_a_healthy_tree_has_no_problem(tree):
-    assert health.run() == []
+    assert repair.plan().problems == []
     assert "Partition tree OK" in command()
 
 
@@ -52,14 +52,14 @@ def test_dropped_index_on_a_leaf_is_reported_and_fixed(tree):
     execute(
         sql.SQL("DROP INDEX {}").format(sql.Identifier(f"{table}_student_idx")),
     )
-    problems = health.run()
+    problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E004"]
     assert problems[0].table == table and "student_idx" in problems[0].message
     with pytest.raises(CommandError, match="1 problem"):
         command()
     out = command("--fix")
     assert f'CREATE INDEX "{table}_student_idx"' in out
-    assert health.run() == []
+    assert repair.plan().problems == []
 
 
 def test_dropped_primary_key_and_unique_are_recreated_under_the_app_names(tree):
@@ -70,9 +70,9 @@ def test_dropped_primary_key_and_unique_are_recreated_under_the_app_names(tree):
                 sql.Identifier(table), sql.Identifier(f"{table}_{suffix}")
             )
         )
-    assert ids(health.run()) == ["activity_grades.E004"] * 2
+    assert ids(repair.plan().problems) == ["activity_grades.E004"] * 2
     command("--fix")
-    assert health.run() == []
+    assert repair.plan().problems == []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT conname, contype FROM pg_constraint WHERE conrelid = to_regclass(%s) "
@@ -87,12 +87,12 @@ def test_dropped_primary_key_and_unique_are_recreated_under_the_app_names(tree):
 
 def test_index_added_to_the_parent_only_is_drift(tree):
     execute("CREATE INDEX activity_grades_status_idx ON ONLY activity_grades (status)")
-    problems = health.run()
+    problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E005"] * Partition.objects.count()
     assert all("activity_grades_status_idx" in p.message for p in problems)
-    result = health.fix(problems)
+    result = repair.RepairPlan(problems).apply()
     assert len(result.fixed) == Partition.objects.count() and not result.failed
-    assert health.run() == []
+    assert repair.plan().problems == []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
@@ -103,7 +103,7 @@ def test_index_added_to_the_parent_only_is_drift(tree):
 
 def test_disabled_routing_trigger(tree):
     execute("ALTER TABLE activity_grades DISABLE TRIGGER activity_grades_route")
-    problems = health.run()
+    problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E001"]
     assert "disabled" in problems[0].message and not problems[0].fixable
     with pytest.raises(CommandError):
@@ -117,12 +117,12 @@ def test_rows_in_the_parent(tree):
         "INSERT INTO activity_grades (activity_id, student_id, status, submitted_at) "
         "VALUES ('123/a0', 'lost', 'x', now())"
     )
-    assert ids(health.run()) == [
+    assert ids(repair.plan().problems) == [
         "activity_grades.E001",
         "activity_grades.E002",
         "activity_grades.E003",
     ]
-    assert "holds 1 row" in " ".join(p.message for p in health.run())
+    assert "holds 1 row" in " ".join(p.message for p in repair.plan().problems)
 
 
 def test_unmarked_child_table(tree):
@@ -131,7 +131,7 @@ def test_unmarked_child_table(tree):
             sql.Identifier(leaf("123", "2023_fall"))
         )
     )
-    problems = health.run()
+    problems = repair.plan().problems
     assert "activity_grades.E008" in ids(problems)
     assert any(p.table == "intruder" for p in problems)
 
@@ -146,31 +146,31 @@ def test_missing_checks_and_triggers(tree):
     execute(
         sql.SQL("ALTER TABLE {} DISABLE TRIGGER activity_grades_move").format(sql.Identifier(table))
     )
-    problems = health.run()
+    problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E006", "activity_grades.E011"]
     assert all(p.table == table for p in problems)
 
 
 def test_registry_row_without_table(tree):
     Partition.objects.create(class_id="zz", table_name="no_such_table", parent_table="x")
-    problems = health.run()
+    problems = repair.plan().problems
     assert "activity_grades.E010" in ids(problems)
 
 
 def test_constraint_exclusion_off(tree):
     execute("SET LOCAL constraint_exclusion = off")
-    assert ids(health.run()) == ["activity_grades.E009"]
+    assert ids(repair.plan().problems) == ["activity_grades.E009"]
 
 
 def test_missing_upcoming_partitions_are_created_by_fix(tree):
     upcoming = add_upcoming_terms()
-    problems = health.run()
+    problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E007"]
     assert "4 partition(s)" in problems[0].message
     out = command("--fix")
     assert "created 4 partition(s)" in out
     assert Partition.objects.filter(term_id__in=upcoming).count() == 4
-    assert health.run() == []
+    assert repair.plan().problems == []
 
 
 def test_system_checks_only_with_a_database(tree):
@@ -193,4 +193,4 @@ def test_routing_still_works_after_fix(tree):
     )
     command("--fix")
     grade("123/a0", "after-fix", FALL_2023)
-    assert health.run() == []
+    assert repair.plan().problems == []

@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from activity_grades import maintenance
+from activity_grades.core.constants import MAINTENANCE_LOCK_KEY
+from activity_grades.operations import maintenance
 
 from .archive_support import add_current_term, add_grades, connect, ids, manage, scalar
 
@@ -88,7 +89,7 @@ def test_failure_exits_non_zero_and_is_recorded(lms):
 
 def test_second_concurrent_run_exits_zero(lms):
     with connect() as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [maintenance.LOCK_KEY])
+        other.execute("SELECT pg_advisory_lock(%s)", [MAINTENANCE_LOCK_KEY])
         first = run()
         assert "Another run_partition_maintenance is running" in first, first
         # A real second process, as cron would start it: exit code 0 and the message.
@@ -98,5 +99,5 @@ def test_second_concurrent_run_exits_zero(lms):
         assert "Another run_partition_maintenance is running; nothing done." in out, (out, err)
         # Released here rather than by closing: a closed connection's backend may still
         # hold the lock for a moment after the client has gone.
-        other.execute("SELECT pg_advisory_unlock(%s)", [maintenance.LOCK_KEY])
+        other.execute("SELECT pg_advisory_unlock(%s)", [MAINTENANCE_LOCK_KEY])
     assert "Maintenance done" in run()

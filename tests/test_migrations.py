@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from activity_grades import dispatch, partitioning
+from activity_grades.db import dispatch
+from activity_grades.operations import create
 from tests.helpers import INSERT, assert_tree_consistent
 
 FALL = dt.datetime(2023, 9, 15, tzinfo=dt.timezone.utc)
@@ -16,7 +17,7 @@ FALL = dt.datetime(2023, 9, 15, tzinfo=dt.timezone.utc)
 
 @pytest.mark.django_db(transaction=True)
 def test_back_to_0003_and_forward_again_keeps_routing(committed_lms):
-    partitioning.apply(partitioning.plan(all_terms=True))
+    create.plan(all_terms=True).apply()
     with connection.cursor() as cursor:
         cursor.execute(INSERT, ["before", "123/a0", "s1", FALL])
     try:

@@ -13,7 +13,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
-from activity_grades import monitoring, stats
+from activity_grades.reporting import metrics as monitoring
+from activity_grades.reporting import stats
 
 from .admin_support import make_grades, staff
 from .helpers import leaf
@@ -54,7 +55,7 @@ def test_thresholds_exit_non_zero(data):
     assert leaf("123", "2023_fall") in report("--warn-rows", "30")  # not crossed
     with pytest.raises(CommandError, match=r"1 partition\(s\) over the threshold.*30 rows > 29"):
         report("--warn-rows", "29")
-    biggest = max(p.total_bytes for p in stats.report().partitions)
+    biggest = max(p.total_bytes for p in stats.overview().partitions)
     report("--warn-bytes", str(biggest))
     with pytest.raises(CommandError, match="over the threshold"):
         report("--format", "json", "--warn-bytes", str(biggest - 1))

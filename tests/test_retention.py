@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import override_settings
 from psycopg import sql
 
-from activity_grades import retention
+from activity_grades.operations import retention
 from gradeproject.lms.models import Term
 
 from .archive_support import add_grades, ids, rows, scalar
@@ -112,6 +112,6 @@ def test_refuses_unmarked_archive_table(archived_years):
 
 
 def test_plan_api(archived_years):
-    plan = retention.plan_retention(3)
+    plan = retention.plan(3)
     assert (plan.current_year, plan.oldest_kept) == ("2024-2025", "2022-2023")
     assert [i.academic_year for i in plan.items] == ["2021-2022"]

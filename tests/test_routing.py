@@ -45,7 +45,7 @@ def test_first_instant_of_a_term_and_back_dated_rows(lms):
 
 
 def test_term_time_zone_setting_moves_the_day_boundary(lms, settings):
-    from activity_grades import lookups
+    from activity_grades.db import lms as lookups
 
     settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "TERM_TIME_ZONE": "America/New_York"}
     lookups.install()

@@ -16,8 +16,9 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
+from activity_grades.db.registry import invalidate_cache as invalidate_partition_cache
 from activity_grades.models import ActivityGrade
-from activity_grades.service import ActivityGradeService, invalidate_partition_cache
+from activity_grades.service import ActivityGradeService
 from tests.helpers import assert_tree_consistent
 from tests.helpers import leaf as registry
 
@@ -378,17 +379,16 @@ def test_archiving_a_term_clears_the_service_table_cache(lms):
     """After archive(), this process's service reads nothing from the dropped leaf."""
     import datetime as dt
 
-    from activity_grades import archiving, service
-    from activity_grades.service import ActivityGradeService
+    from activity_grades.db import registry
+    from activity_grades.operations import archive
 
     at = dt.datetime(2023, 9, 1, tzinfo=dt.timezone.utc)
     svc = ActivityGradeService()
     svc.record("123/a0", "s1", status="graded", submitted_at=at, created_at=at)
     assert len(svc.gradebook("123", "2023_fall")) == 1  # caches the leaf's name
-    assert service._cache
-    plan = archiving.plan_archive(["2023_fall"], force=True)
-    archiving.archive(plan)
-    assert not service._cache
+    assert registry._cache
+    archive.plan(["2023_fall"], force=True).apply()
+    assert not registry._cache
     assert svc.gradebook("123", "2023_fall") == []
 
 
@@ -396,9 +396,9 @@ def test_archiving_a_term_clears_the_service_table_cache(lms):
 def test_registry_lookups_can_use_its_indexes(loaded):
     """Lookups of a grade's or a student's tables never need to scan the whole registry
     (a join on term_id IS NOT DISTINCT FROM could not use an index)."""
-    from activity_grades import service
+    from activity_grades.db import registry
 
-    live = service._LIVE_TABLE
+    live = registry.LIVE_TABLE
     queries = [
         sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = 'x'").format(live),
         sql.SQL("SELECT {} FROM (SELECT '123'::text AS class_id, NULL::text AS term_id) k").format(

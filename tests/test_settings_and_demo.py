@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from activity_grades import lookups, partitioning
+from activity_grades.db import lms
 from tests.helpers import INSERT, assert_tree_consistent, where_is
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_an_lms_with_other_table_and_column_names_needs_only_settings(settings):
             "TERM_END_COLUMN": "closes",
             "TERM_YEAR_COLUMN": "yr",
         }
-        lookups.install()
+        lms.install()
         cursor.execute(INSERT, ["g1", "7", "s1", "2030-06-30 23:00+00"])
         assert (
             where_is(cursor, "g1")
@@ -41,14 +41,14 @@ def test_an_lms_with_other_table_and_column_names_needs_only_settings(settings):
         )  # capitals: hashed suffix
         cursor.execute("SELECT class_id, term_id FROM activity_grades WHERE id = 'g1'")
         assert cursor.fetchone() == ("MATH-1", "S1")
-        assert partitioning.list_class_ids() == ["MATH-1"]
-        assert [t.term_id for t in partitioning.list_terms()] == ["S1"]
+        assert lms.class_ids() == ["MATH-1"]
+        assert [t.term_id for t in lms.terms()] == ["S1"]
         assert assert_tree_consistent(cursor) == 1
 
 
 def test_missing_lms_table_is_a_clear_error(settings):
     settings.ACTIVITY_GRADES = {"ACTIVITIES_TABLE": "no_such_table"}
-    lookups.install()
+    lms.install()
     with pytest.raises(Exception, match="no_such_table"), connection.cursor() as cursor:
         cursor.execute(INSERT, ["g1", "7", "s1", "2030-06-30 23:00+00"])
 

@@ -3,7 +3,7 @@
 import django.utils.timezone
 from django.db import migrations, models
 
-import activity_grades.ids
+import activity_grades.core.ids
 
 
 class Migration(migrations.Migration):
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                 (
                     "id",
                     models.TextField(
-                        default=activity_grades.ids.new_grade_id,
+                        default=activity_grades.core.ids.new_grade_id,
                         editable=False,
                         primary_key=True,
                         serialize=False,

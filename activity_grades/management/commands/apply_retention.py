@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import retention
+from activity_grades.core.exceptions import RetentionError
+from activity_grades.operations import retention
 
 from ._confirm import human_bytes, review
 
@@ -29,8 +30,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         using = options["database"]
         try:
-            plan = retention.plan_retention(options["years"], using=using)
-        except retention.RetentionError as exc:
+            plan = retention.plan(options["years"], using=using)
+        except RetentionError as exc:
             raise CommandError(str(exc)) from exc
         if not plan.items:
             self.stdout.write(
@@ -53,8 +54,8 @@ class Command(BaseCommand):
         ):
             return
         try:
-            result = retention.apply_retention(plan, using=using)
-        except retention.RetentionError as exc:
+            result = plan.apply()
+        except RetentionError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             self.style.SUCCESS(

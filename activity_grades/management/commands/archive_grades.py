@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import archiving
+from activity_grades.core.exceptions import ArchiveError
+from activity_grades.operations import archive
 
 from ._confirm import human_bytes, review
 
@@ -42,14 +43,14 @@ class Command(BaseCommand):
             raise CommandError("name what to archive: --term ID and/or --before-academic-year YEAR")
         using = options["database"]
         try:
-            plan = archiving.plan_archive(
+            plan = archive.plan(
                 options["terms"],
                 options["before_academic_year"],
                 force=options["force"],
                 keep_detached=options["keep_detached"],
                 using=using,
             )
-        except archiving.ArchiveError as exc:
+        except ArchiveError as exc:
             raise CommandError(str(exc)) from exc
         if not plan.items:
             self.stdout.write("Nothing to do. (no live partition of those terms)")
@@ -70,8 +71,8 @@ class Command(BaseCommand):
         ):
             return
         try:
-            result = archiving.archive(plan, self._progress(options["verbosity"]), using=using)
-        except archiving.ArchiveError as exc:
+            result = plan.apply(self._progress(options["verbosity"]))
+        except ArchiveError as exc:
             raise CommandError(f"{exc} (partitions archived before it stay archived)") from exc
         skipped = f", {len(result.skipped)} already archived" if result.skipped else ""
         self.stdout.write(
@@ -82,7 +83,7 @@ class Command(BaseCommand):
         )
 
     def _progress(self, verbosity: int):
-        def report(done: int, total: int, item: archiving.ArchiveItem, rows: int | None) -> None:
+        def report(done: int, total: int, item: archive.ArchiveItem, rows: int | None) -> None:
             if verbosity >= 1:
                 what = "already archived" if rows is None else f"{rows} rows"
                 self.stdout.write(f"  [{done}/{total}] {item.table_name}: {what}")

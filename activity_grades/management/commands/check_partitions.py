@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import health
+from activity_grades.operations import repair
 
 
 class Command(BaseCommand):
@@ -24,14 +24,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         using = options["database"]
-        problems = health.run(using)
-        if problems and options["fix"]:
-            result = health.fix(problems)
+        found = repair.plan(using)
+        if found.items and options["fix"]:
+            result = found.apply()
             for line in result.fixed:
                 self.stdout.write(self.style.SUCCESS(f"fixed: {line}"))
             for line in result.failed:
                 self.stderr.write(self.style.ERROR(f"could not fix: {line}"))
-            problems = health.run(using)
+            found = repair.plan(using)
+        problems = found.problems
         for p in problems:
             self.stdout.write(self.style.ERROR(f"{p.id} {p.message}"))
             if p.hint:

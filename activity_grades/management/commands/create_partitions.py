@@ -4,7 +4,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import partitioning
+from activity_grades.core.exceptions import PartitioningError
+from activity_grades.operations import create
 
 
 class Command(BaseCommand):
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             raise CommandError("--upcoming must be 0 or more")
         verbosity = options["verbosity"]
         try:
-            plan = partitioning.plan(
+            plan = create.plan(
                 options["classes"],
                 options["terms"],
                 all_terms=options["all_terms"],
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                 with_sql=options["dry_run"] and verbosity >= 2,
                 using=options["database"],
             )
-        except partitioning.PartitioningError as exc:
+        except PartitioningError as exc:
             raise CommandError(str(exc)) from exc
 
         todo = plan.to_create
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._print_plan(plan, verbosity)
             return
-        result = partitioning.apply(plan, self._progress(verbosity), using=options["database"])
+        result = plan.apply(self._progress(verbosity))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {len(result.created)} partitions, {result.existing} existing, "
@@ -63,7 +64,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _print_plan(self, plan: partitioning.PartitionPlan, verbosity: int) -> None:
+    def _print_plan(self, plan: create.CreatePlan, verbosity: int) -> None:
         self.stdout.write(f"Would create {len(plan.to_create)} partitions:")
         for p in plan.to_create:
             term = "(class table)" if p.term_id is None else f"term {p.term_id!r}"
@@ -76,7 +77,7 @@ class Command(BaseCommand):
         """Per-table lines at -v 2; otherwise a line every 5% for long runs."""
         tty = sys.stdout.isatty() and self.stdout._out is sys.stdout
 
-        def report(done: int, total: int, planned: partitioning.PlannedPartition) -> None:
+        def report(done: int, total: int, planned: create.PlannedPartition, _created: bool) -> None:
             if verbosity >= 2:
                 self.stdout.write(f"  [{done}/{total}] {planned.table_name}")
             elif verbosity >= 1 and total >= 100:

@@ -5,7 +5,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import stats
+from activity_grades.reporting import stats
 
 from ._confirm import human_bytes
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--database", default="default")
 
     def handle(self, *args, **options) -> None:
-        rep = stats.report(exact=options["exact"], using=options["database"])
+        rep = stats.overview(exact=options["exact"], using=options["database"])
         {"json": self._json, "csv": self._csv, "table": self._table}[options["format"]](
             rep, options
         )
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"{len(over)} partition(s) over the threshold: {shown}")
 
     @staticmethod
-    def _over(rep: stats.Report, warn_rows: int | None, warn_bytes: int | None) -> list[str]:
+    def _over(rep: stats.Overview, warn_rows: int | None, warn_bytes: int | None) -> list[str]:
         out = []
         for p in rep.partitions:
             if warn_rows is not None and p.rows > warn_rows:
@@ -54,7 +54,7 @@ class Command(BaseCommand):
                 )
         return out
 
-    def _json(self, rep: stats.Report, options) -> None:
+    def _json(self, rep: stats.Overview, options) -> None:
         payload = {
             "partitions": [p.as_dict() for p in rep.partitions],
             "total_rows": rep.total_rows,
@@ -63,14 +63,14 @@ class Command(BaseCommand):
         }
         self.stdout.write(json.dumps(payload, indent=2))
 
-    def _csv(self, rep: stats.Report, options) -> None:
+    def _csv(self, rep: stats.Overview, options) -> None:
         writer = csv.writer(self.stdout, lineterminator="\n")
         writer.writerow(CSV_FIELDS)
         for p in rep.partitions:
             values = [getattr(p, f) for f in CSV_FIELDS]
             writer.writerow(["" if v is None else v for v in values])
 
-    def _table(self, rep: stats.Report, options) -> None:
+    def _table(self, rep: stats.Overview, options) -> None:
         headers = ("class", "term", "table", "rows", "total size")
         lines = [
             (p.class_id, p.term_id or "-", p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import archiving
+from activity_grades.core.exceptions import ArchiveError
+from activity_grades.operations import restore
 
 from ._confirm import review
 
@@ -34,8 +35,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         using = options["database"]
         try:
-            plan = archiving.plan_restore(options["terms"], options["classes"], using=using)
-        except archiving.ArchiveError as exc:
+            plan = restore.plan(options["terms"], options["classes"], using=using)
+        except ArchiveError as exc:
             raise CommandError(str(exc)) from exc
         if not plan.items:
             self.stdout.write("Nothing to do. (no archived grades for that term/class)")
@@ -55,13 +56,15 @@ class Command(BaseCommand):
         ):
             return
 
-        def progress(done: int, total: int, item: archiving.RestoreItem, rows: int) -> None:
+        def progress(
+            done: int, total: int, item: restore.RestoreItem, outcome: tuple[str, int]
+        ) -> None:
             if options["verbosity"] >= 1:
-                self.stdout.write(f"  [{done}/{total}] class {item.class_id!r}: {rows} rows")
+                self.stdout.write(f"  [{done}/{total}] class {item.class_id!r}: {outcome[1]} rows")
 
         try:
-            result = archiving.restore(plan, progress, using=using)
-        except archiving.ArchiveError as exc:
+            result = plan.apply(progress)
+        except ArchiveError as exc:
             raise CommandError(f"{exc} (groups restored before it stay restored)") from exc
         self.stdout.write(
             self.style.SUCCESS(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades import maintenance
+from activity_grades.operations import maintenance
 
 
 class Command(BaseCommand):

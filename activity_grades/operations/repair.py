@@ -1,10 +1,11 @@
-"""Health of the partition tree: what is wrong, and what can be repaired safely.
+"""Health of the partition tree: find what is wrong, repair what is safe to repair.
 
-Used by ``manage.py check_partitions``, by the Django system checks (``checks.py``,
-only with ``manage.py check --database default``) and by the admin page. Every check
-is a catalog query over the whole tree (a fixed number of queries, whatever the
-number of partitions), except "parent holds no rows", which reads ``ONLY`` the
-empty parent.
+``plan()`` runs every check (``manage.py check_partitions``, the admin's health page, the
+system checks with ``manage.py check --database default``) and returns the problems
+found; ``RepairPlan.apply()`` runs the repairs of those that have one
+(``check_partitions --fix``). Every check is a catalog query over the whole tree (a fixed
+number of queries, whatever the number of partitions), except "parent holds no rows",
+which reads ``ONLY`` the empty parent.
 
 Ids (stable, documented in docs/admin.md):
 
@@ -28,16 +29,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.db import connections, transaction
-from psycopg import sql
+from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
+from ..db import catalog, ddl, registry
+from ..db.catalog import IndexSignature
+from ..db.connection import cursor
+from . import create
+from .base import Plan, Progress, Result, Stopwatch, each
 
-from . import partitioning
+__all__ = ["FixResult", "Problem", "RepairPlan", "plan"]
 
-logger = logging.getLogger("activity_grades")
-
-MARKER = "activity_grades:partition"
-PARENT = "activity_grades"
+logger = logging.getLogger(LOGGER_NAME)
 
 # suffix for activity_grades_index_name -> (columns, unique, primary)
 REQUIRED_INDEXES: dict[str, tuple[tuple[str, ...], bool, bool]] = {
@@ -46,13 +49,6 @@ REQUIRED_INDEXES: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "student_idx": (("student_id",), False, False),
     "activity_student_key": (("activity_id", "student_id"), True, False),
 }
-PARTITION_TRIGGERS = (
-    "activity_grades_keys_insert",
-    "activity_grades_keys_delete",
-    "activity_grades_keys_update",
-    "activity_grades_move",
-    "activity_grades_no_truncate",
-)
 
 
 @dataclass
@@ -71,23 +67,49 @@ class Problem:
 
 
 @dataclass
-class FixResult:
-    fixed: list[str]  # what was done, one line each
-    failed: list[str]
+class FixResult(Result):
+    fixed: list[str] = field(default_factory=list)  # what was done, one line each
+    failed: list[str] = field(default_factory=list)
 
 
-def _fetch(cursor, query: str, params=None) -> list[tuple]:
-    cursor.execute(query, params or [])
-    return cursor.fetchall()
+@dataclass
+class RepairPlan(Plan[Problem, FixResult]):
+    """The problems found (``items``); ``apply`` repairs the fixable ones."""
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.items
+
+    @property
+    def fixable(self) -> list[Problem]:
+        return [p for p in self.items if p.fixable]
+
+    def apply(self, progress: Progress | None = None) -> FixResult:
+        """Run the safe repairs; a repair that fails is reported and the next one runs."""
+        clock = Stopwatch()
+        result = FixResult()
+
+        def repair(problem: Problem) -> bool:
+            assert problem.fix is not None
+            try:
+                result.fixed.append(problem.fix())
+            except Exception as exc:  # noqa: BLE001 - report and go on with the next repair
+                result.failed.append(f"{problem.id} {problem.table or ''}: {exc}".strip())
+                return False
+            return True
+
+        for _ in each(self.fixable, repair, progress):
+            pass
+        result.seconds = clock.seconds
+        return result
 
 
-def check_routing_trigger(cursor) -> list[Problem]:
-    rows = _fetch(
-        cursor,
-        "SELECT tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
-        [PARENT, "activity_grades_route"],
-    )
-    if not rows:
+# -- checks ------------------------------------------------------------------------
+
+
+def check_routing_trigger(cur: Any) -> list[Problem]:
+    state = catalog.route_trigger_state(cur)
+    if state is None:
         return [
             Problem(
                 "activity_grades.E001",
@@ -95,7 +117,7 @@ def check_routing_trigger(cursor) -> list[Problem]:
                 "re-run the migrations of activity_grades (manage.py migrate activity_grades)",
             )
         ]
-    if rows[0][0] == "D":
+    if state == "D":
         return [
             Problem(
                 "activity_grades.E001",
@@ -106,9 +128,9 @@ def check_routing_trigger(cursor) -> list[Problem]:
     return []
 
 
-def check_parent_empty(cursor) -> list[Problem]:
+def check_parent_empty(cur: Any) -> list[Problem]:
     out = []
-    n = _fetch(cursor, "SELECT count(*) FROM ONLY activity_grades")[0][0]
+    n = catalog.rows_in_parent(cur)
     if n:
         out.append(
             Problem(
@@ -118,13 +140,7 @@ def check_parent_empty(cursor) -> list[Problem]:
                 "DELETE FROM ONLY activity_grades; check why the routing trigger let them in",
             )
         )
-    has_check = _fetch(
-        cursor,
-        "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s "
-        "AND contype = 'c' AND connoinherit",
-        [PARENT, "activity_grades_parent_holds_no_rows"],
-    )
-    if not has_check:
+    if not catalog.has_parent_check(cur):
         out.append(
             Problem(
                 "activity_grades.E003",
@@ -136,23 +152,7 @@ def check_parent_empty(cursor) -> list[Problem]:
     return out
 
 
-_TREE_SQL = """
-WITH RECURSIVE tree(relid, parent, depth) AS (
-    SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i WHERE i.inhparent = to_regclass(%s)
-    UNION ALL
-    SELECT i.inhrelid, i.inhparent, t.depth + 1 FROM pg_inherits i JOIN tree t
-        ON i.inhparent = t.relid
-)
-SELECT t.relid, c.relname, obj_description(t.relid, 'pg_class'), t.depth
-  FROM tree t JOIN pg_class c ON c.oid = t.relid
-"""
-
-
-def _tree(cursor) -> list[tuple[int, str, str | None, int]]:
-    return _fetch(cursor, _TREE_SQL, [PARENT])
-
-
-def check_markers(cursor) -> list[Problem]:
+def check_markers(cur: Any) -> list[Problem]:
     return [
         Problem(
             "activity_grades.E008",
@@ -162,51 +162,25 @@ def check_markers(cursor) -> list[Problem]:
             "by hand after checking its rows",
             table=name,
         )
-        for _oid, name, comment, _depth in _tree(cursor)
-        if comment != MARKER
+        for _oid, name, comment, _depth in catalog.tree(cur)
+        if comment != PARTITION_MARKER
     ]
 
 
-# Every index of the parent and of every marked partition, as column signatures.
-_INDEX_SQL = """
-SELECT x.indrelid::regclass::text AS tbl, ic.relname, x.indisunique, x.indisprimary,
-       am.amname, x.indexprs IS NOT NULL OR x.indpred IS NOT NULL AS complex,
-       array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, n)
-             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
-             ORDER BY k.n)::text[] AS cols
-  FROM pg_index x
-  JOIN pg_class ic ON ic.oid = x.indexrelid
-  JOIN pg_am am ON am.oid = ic.relam
- WHERE x.indrelid = ANY(%s::oid[])
-"""
-
-
-def _live_partitions(cursor) -> list[tuple[int, str, str | None]]:
-    """(oid, table, term_id) of every live registered partition that exists."""
-    return _fetch(
-        cursor,
-        "SELECT to_regclass(quote_ident(table_name))::oid, table_name, term_id "
-        "FROM activity_grades_partition WHERE status = 'live' "
-        "AND to_regclass(quote_ident(table_name)) IS NOT NULL ORDER BY id",
-    )
-
-
-def check_indexes(cursor, using: str = "default") -> list[Problem]:
-    parts = _live_partitions(cursor)
+def check_indexes(cur: Any, using: str = "default") -> list[Problem]:
+    parts = registry.live_partitions(cur)
     if not parts:
         return []
-    parent_oid = _fetch(cursor, "SELECT to_regclass(%s)::oid", [PARENT])[0][0]
-    rows = _fetch(cursor, _INDEX_SQL, [[parent_oid] + [p[0] for p in parts]])
-    by_table: dict[str, set[tuple]] = {}
+    found = catalog.index_signatures(cur, [catalog.parent_oid(cur)] + [p[0] for p in parts])
+    by_table: dict[str, set[IndexSignature]] = {}
     parent_indexes = []
-    for tbl, name, unique, primary, am, complex_, cols in rows:
-        sig = (tuple(cols), bool(unique), bool(primary) or False, am)
+    for tbl, name, sig, complex_ in found:
         by_table.setdefault(tbl, set()).add(sig)
         if tbl == PARENT:
             parent_indexes.append((name, sig, complex_))
     required = {(cols, u, p, "btree"): suffix for suffix, (cols, u, p) in REQUIRED_INDEXES.items()}
 
-    def has(tbl: str, sig: tuple) -> bool:
+    def has(tbl: str, sig: IndexSignature) -> bool:
         cols, unique, primary, am = sig
         have = by_table.get(tbl, set())
         if primary:
@@ -246,53 +220,20 @@ def check_indexes(cursor, using: str = "default") -> list[Problem]:
     return out
 
 
-def _index_fixer(using: str, table: str, suffix: str, sig: tuple) -> Callable[[], str]:
-    cols, unique, primary, am = sig
-
+def _index_fixer(using: str, table: str, suffix: str, sig: IndexSignature) -> Callable[[], str]:
     def fix() -> str:
-        with transaction.atomic(using=using), connections[using].cursor() as cursor:
-            cursor.execute("SELECT activity_grades_index_name(%s, %s)", [table, suffix])
-            name = cursor.fetchone()[0]
-            columns = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-            if primary or (unique and suffix == "activity_student_key"):
-                kind = sql.SQL("PRIMARY KEY" if primary else "UNIQUE")
-                stmt = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} ({})").format(
-                    sql.Identifier(table), sql.Identifier(name), kind, columns
-                )
-            else:
-                stmt = sql.SQL("CREATE {}INDEX {} ON {} USING {} ({})").format(
-                    sql.SQL("UNIQUE " if unique else ""),
-                    sql.Identifier(name),
-                    sql.Identifier(table),
-                    sql.Identifier(am),
-                    columns,
-                )
-            text = stmt.as_string(cursor.connection)
-            cursor.execute(text)
+        text = ddl.add_index(using, table, suffix, sig)
         logger.info("check_partitions: %s", text)
         return text
 
     return fix
 
 
-def _names_by_table(cursor, query: str, parts) -> dict[int, set[str]]:
-    """Catalog object names per partition oid; ``query`` takes the oids as %s."""
-    have: dict[int, set[str]] = {}
-    for oid, name in _fetch(cursor, query, [[p[0] for p in parts]]):
-        have.setdefault(oid, set()).add(name)
-    return have
-
-
-def check_constraints(cursor) -> list[Problem]:
-    parts = _live_partitions(cursor)
+def check_constraints(cur: Any) -> list[Problem]:
+    parts = registry.live_partitions(cur)
     if not parts:
         return []
-    have = _names_by_table(
-        cursor,
-        "SELECT conrelid, conname FROM pg_constraint WHERE contype = 'c' "
-        "AND conrelid = ANY(%s::oid[])",
-        parts,
-    )
+    have = catalog.names_by_table(cur, "constraints", [p[0] for p in parts])
     out = []
     for oid, table, term in parts:
         needed = (
@@ -314,16 +255,11 @@ def check_constraints(cursor) -> list[Problem]:
     return out
 
 
-def check_triggers(cursor) -> list[Problem]:
-    parts = _live_partitions(cursor)
+def check_triggers(cur: Any) -> list[Problem]:
+    parts = registry.live_partitions(cur)
     if not parts:
         return []
-    have = _names_by_table(
-        cursor,
-        "SELECT tgrelid, tgname FROM pg_trigger WHERE tgrelid = ANY(%s::oid[]) "
-        "AND NOT tgisinternal AND tgenabled <> 'D'",
-        parts,
-    )
+    have = catalog.names_by_table(cur, "triggers", [p[0] for p in parts])
     return [
         Problem(
             "activity_grades.E011",
@@ -338,12 +274,7 @@ def check_triggers(cursor) -> list[Problem]:
     ]
 
 
-def check_registry_tables(cursor) -> list[Problem]:
-    rows = _fetch(
-        cursor,
-        "SELECT table_name FROM activity_grades_partition WHERE status = 'live' "
-        "AND to_regclass(quote_ident(table_name)) IS NULL ORDER BY table_name",
-    )
+def check_registry_tables(using: str) -> list[Problem]:
     return [
         Problem(
             "activity_grades.E010",
@@ -351,13 +282,12 @@ def check_registry_tables(cursor) -> list[Problem]:
             "inserts routed there fail: restore the table or fix the registry row",
             table=name,
         )
-        for (name,) in rows
+        for name in registry.missing_tables(using)
     ]
 
 
-def check_constraint_exclusion(cursor) -> list[Problem]:
-    value = _fetch(cursor, "SELECT current_setting('constraint_exclusion')")[0][0]
-    if value == "off":
+def check_constraint_exclusion(cur: Any) -> list[Problem]:
+    if catalog.constraint_exclusion(cur) == "off":
         return [
             Problem(
                 "activity_grades.E009",
@@ -370,15 +300,14 @@ def check_constraint_exclusion(cursor) -> list[Problem]:
 
 
 def check_upcoming(using: str = "default") -> list[Problem]:
-    the_plan = partitioning.plan(using=using)
-    missing = the_plan.to_create
+    missing = create.plan(using=using).to_create
     if not missing:
         return []
     names = ", ".join(f"{p.class_id}/{p.term_id or '-'}" for p in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
 
     def fix() -> str:
-        result = partitioning.apply(partitioning.plan(using=using), using=using)
+        result = create.plan(using=using).apply()
         return f"created {len(result.created)} partition(s): " + ", ".join(result.created)
 
     return [
@@ -392,30 +321,17 @@ def check_upcoming(using: str = "default") -> list[Problem]:
     ]
 
 
-def run(using: str = "default") -> list[Problem]:
-    """Every check; a fixed number of catalog queries whatever the tree's size."""
-    with connections[using].cursor() as cursor:
+def plan(using: str = "default") -> RepairPlan:
+    """Run every check; a fixed number of catalog queries whatever the tree's size."""
+    with cursor(using) as cur:
         problems = (
-            check_routing_trigger(cursor)
-            + check_parent_empty(cursor)
-            + check_markers(cursor)
-            + check_registry_tables(cursor)
-            + check_indexes(cursor, using)
-            + check_constraints(cursor)
-            + check_triggers(cursor)
-            + check_constraint_exclusion(cursor)
+            check_routing_trigger(cur)
+            + check_parent_empty(cur)
+            + check_markers(cur)
+            + check_registry_tables(using)
+            + check_indexes(cur, using)
+            + check_constraints(cur)
+            + check_triggers(cur)
+            + check_constraint_exclusion(cur)
         )
-    return problems + check_upcoming(using)
-
-
-def fix(problems: list[Problem]) -> FixResult:
-    """Run the safe repairs of ``problems``; the rest are left for a person."""
-    done, failed = [], []
-    for problem in problems:
-        if problem.fix is None:
-            continue
-        try:
-            done.append(problem.fix())
-        except Exception as exc:  # noqa: BLE001 - report and go on with the next repair
-            failed.append(f"{problem.id} {problem.table or ''}: {exc}".strip())
-    return FixResult(done, failed)
+    return RepairPlan(problems + check_upcoming(using), using=using)

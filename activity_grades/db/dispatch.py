@@ -18,11 +18,15 @@ when the set of leaves changed.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.db import connections, transaction
 from psycopg import sql
 
-from . import conf
+from ..core.constants import Status
+from ..core.settings import app_settings
+
+__all__ = ["FUNCTION", "function_sql", "install"]
 
 FUNCTION = "activity_grades_insert_into"
 
@@ -51,12 +55,12 @@ def function_sql(names: list[str]) -> sql.Composable:
     ).format(fn=sql.Identifier(FUNCTION), body=body)
 
 
-def _wanted(cursor, limit: int) -> list[str]:
+def _wanted(cursor: Any, limit: int) -> list[str]:
     cursor.execute(
         "SELECT table_name FROM activity_grades_partition "
-        "WHERE status = 'live' AND term_id IS NOT NULL "
+        "WHERE status = %s AND term_id IS NOT NULL "
         "ORDER BY ends_at DESC, table_name LIMIT %s",
-        [limit],
+        [Status.LIVE.value, limit],
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -68,9 +72,8 @@ def install(using: str = "default") -> list[str]:
     serialized by an advisory lock (two ``CREATE OR REPLACE`` of one function at once
     would fail with "tuple concurrently updated").
     """
-    limit = int(conf.get("FAST_ROUTE_PARTITIONS"))
-    if limit < 0:
-        raise ValueError("ACTIVITY_GRADES['FAST_ROUTE_PARTITIONS'] must be 0 or more")
+    app_settings.require_valid("FAST_ROUTE_PARTITIONS")
+    limit = app_settings.FAST_ROUTE_PARTITIONS
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [FUNCTION])
         names = sorted(_wanted(cursor, limit)) if limit else []

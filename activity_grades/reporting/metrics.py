@@ -1,62 +1,38 @@
-"""Machine-readable partition metrics: Prometheus text format and JSON.
+"""Machine-readable partition metrics: plain data (JSON) and the Prometheus text format.
 
-``metrics_view`` answers ``GET .../metrics`` (Prometheus text exposition 0.0.4) and
-``GET .../metrics?format=json``. Access: a staff user with the ``view_partition``
-permission (session login), or ``Authorization: Bearer <ACTIVITY_GRADES["METRICS_TOKEN"]>``
-when that setting is set. Cost: the same single catalog query as the admin page.
+Cost: the same single catalog query as the admin page (``stats.overview``) plus the age
+of the last successful maintenance run. The HTTP endpoint is ``activity_grades.views``.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from django.db import connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
-from . import conf, stats
+from ..db import runs
+from . import stats
 
-VIEW_PERMISSION = "activity_grades.view_partition"
-# Where the maintenance job records its runs (another module owns the table); the
-# first of these timestamp columns that exists is read.
-MAINTENANCE_TIME_COLUMNS = ("finished_at", "ended_at", "completed_at", "started_at")
+__all__ = ["MaintenanceAge", "collect", "maintenance_age", "prometheus_text"]
 
 
 @dataclass
 class MaintenanceAge:
     table_present: bool
-    last_run: object  # datetime or None
+    last_run: datetime | None
     seconds: float  # NaN when unknown
 
 
 def maintenance_age(using: str = "default") -> MaintenanceAge:
-    """Age of the latest maintenance run, NaN when the runs table or any run is missing."""
-    table = conf.get("MAINTENANCE_RUNS_TABLE")
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
-            "AND a.attnum > 0 AND NOT a.attisdropped",
-            [table],
-        )
-        columns = {row[0] for row in cursor.fetchall()}
-        if not columns:
-            return MaintenanceAge(False, None, math.nan)
-        column = next((c for c in MAINTENANCE_TIME_COLUMNS if c in columns), None)
-        if column is None:
-            return MaintenanceAge(True, None, math.nan)
-        from psycopg import sql
-
-        query = sql.SQL("SELECT max({}) FROM {}").format(
-            sql.Identifier(column), sql.Identifier(table)
-        )
-        cursor.execute(query.as_string(cursor.connection))
-        last = cursor.fetchone()[0]
-    if last is None:
-        return MaintenanceAge(True, None, math.nan)
-    return MaintenanceAge(True, last, (timezone.now() - last).total_seconds())
+    """Age of the last successful maintenance run, NaN when the runs table or any run is missing."""
+    last = runs.last_success(using)
+    if last.finished_at is None:
+        return MaintenanceAge(last.table_present, None, math.nan)
+    age = (timezone.now() - last.finished_at).total_seconds()
+    return MaintenanceAge(True, last.finished_at, age)
 
 
 def _label(value: object) -> str:
@@ -94,16 +70,13 @@ PER_PARTITION = (
 )
 
 
-def collect(using: str = "default") -> dict:
+def collect(using: str = "default") -> dict[str, Any]:
     """Everything the endpoint reports, as plain data (the JSON format)."""
-    ov = stats.overview(using)
+    ov = stats.overview(using=using)
     age = maintenance_age(using)
-    by_status: dict[str, int] = {"live": 0, "archived": 0, "detached": 0}
-    for p in ov.partitions:
-        by_status[p.status] = by_status.get(p.status, 0) + 1
     return {
         "partitions": [p.as_dict() for p in ov.partitions],
-        "partitions_by_status": by_status,
+        "partitions_by_status": ov.by_status(),
         "total_rows": ov.total_rows,
         "total_bytes": ov.total_bytes,
         "rows_in_parent": ov.rows_in_parent,
@@ -119,7 +92,8 @@ def collect(using: str = "default") -> dict:
     }
 
 
-def prometheus_text(data: dict) -> str:
+def prometheus_text(data: dict[str, Any]) -> str:
+    """The Prometheus text exposition (0.0.4) of ``collect()``'s data."""
     ov: stats.Overview = data["_overview"]
     lines: list[str] = []
     for name, kind, help_text, attr in PER_PARTITION:
@@ -175,33 +149,3 @@ def prometheus_text(data: dict) -> str:
     for name, help_text, value in scalars:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_num(value)}"]
     return "\n".join(lines) + "\n"
-
-
-def _allowed(request: HttpRequest) -> bool:
-    token = conf.get("METRICS_TOKEN")
-    header = request.headers.get("Authorization", "")
-    if token and header.startswith("Bearer "):
-        return hmac.compare_digest(header[len("Bearer ") :].strip().encode(), str(token).encode())
-    user = request.user if hasattr(request, "user") else None
-    return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_PERMISSION))
-
-
-@require_GET
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    if not _allowed(request):
-        response = HttpResponse("forbidden\n", status=403, content_type="text/plain")
-        anonymous = not getattr(request, "user", None) or not request.user.is_authenticated
-        if anonymous and not request.headers.get("Authorization"):
-            response.status_code = 401
-            response["WWW-Authenticate"] = 'Bearer realm="activity_grades"'
-        return response
-    data = collect()
-    if request.GET.get("format") == "json":
-        public = {k: v for k, v in data.items() if not k.startswith("_")}
-        return JsonResponse(public, json_dumps_params={"indent": 1})
-    return HttpResponse(
-        prometheus_text(data), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
-
-
-__all__ = ["collect", "maintenance_age", "metrics_view", "prometheus_text"]

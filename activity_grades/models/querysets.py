@@ -26,6 +26,10 @@ from django.db.models.sql import DeleteQuery, Query, UpdateQuery
 from django.db.models.sql.constants import ROW_COUNT
 from django.db.models.sql.datastructures import BaseTable
 
+from ..db import registry
+
+__all__ = ["ActivityGradeManager", "ActivityGradeQuerySet"]
+
 
 class ActivityGradeQuerySet(models.QuerySet):
     def for_table(self, table_name: str) -> ActivityGradeQuerySet:
@@ -51,9 +55,7 @@ class ActivityGradeQuerySet(models.QuerySet):
         all of the class's term tables. An unknown class or term gives an empty
         QuerySet (``.none()``), never a query on the parent.
         """
-        from .service import partition_table
-
-        table = partition_table(class_id, term, using=self.db)
+        table = registry.partition_table(class_id, term, using=self.db)
         if table is None:
             return self.none()
         return self.for_table(table)

@@ -1,0 +1,123 @@
+"""The public API of activity_grades: what the README documents, importable from here.
+
+``from activity_grades import ActivityGradeService`` works too (the package re-exports
+these names lazily, so importing the package does not load Django models early).
+
+Operations follow one vocabulary: ``<operation>.plan(...)`` reads and returns a plan,
+``plan.apply(progress=None)`` carries it out and returns a result::
+
+    from activity_grades import archive
+    plan = archive.plan(before_academic_year="2024-2025")
+    result = plan.apply()
+"""
+
+from __future__ import annotations
+
+from .core.constants import Status
+from .core.exceptions import (
+    ActivityGradesError,
+    ArchiveError,
+    GradeConflict,
+    GradeError,
+    LockTimeout,
+    PartitioningError,
+    ReadOnlyError,
+    RetentionError,
+    SettingsError,
+    UnknownActivity,
+    UnknownColumn,
+)
+from .core.settings import app_settings
+from .db.lms import Term
+from .db.registry import invalidate_cache, partition_table, table_of_grade, tables_of_student
+from .models import (
+    ActivityGrade,
+    ActivityGradeManager,
+    ActivityGradeQuerySet,
+    ArchivedActivityGrade,
+    Partition,
+)
+from .operations import archive, create, maintenance, repair, restore, retention
+from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
+from .operations.base import Plan, Progress, Result
+from .operations.create import CreatePlan, CreateResult, PlannedPartition
+from .operations.maintenance import MaintenancePlan, MaintenanceResult
+from .operations.repair import FixResult, Problem, RepairPlan
+from .operations.restore import RestoreItem, RestorePlan, RestoreResult
+from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
+from .reporting.metrics import collect as collect_metrics
+from .reporting.stats import Overview, PartitionStats, overview
+from .service import (
+    ActivityGradeService,
+    ActivityStats,
+    IngestResult,
+    StudentHistory,
+    student_history,
+)
+
+__all__ = [
+    # models and querysets
+    "ActivityGrade",
+    "ActivityGradeManager",
+    "ActivityGradeQuerySet",
+    "ArchivedActivityGrade",
+    "Partition",
+    "Status",
+    # the service
+    "ActivityGradeService",
+    "ActivityStats",
+    "IngestResult",
+    "StudentHistory",
+    "student_history",
+    # registry lookups
+    "invalidate_cache",
+    "partition_table",
+    "table_of_grade",
+    "tables_of_student",
+    "Term",
+    # operations: <module>.plan(...) -> Plan; Plan.apply(progress) -> Result
+    "archive",
+    "create",
+    "maintenance",
+    "repair",
+    "restore",
+    "retention",
+    "Plan",
+    "Progress",
+    "Result",
+    "ArchiveItem",
+    "ArchivePlan",
+    "ArchiveResult",
+    "CreatePlan",
+    "CreateResult",
+    "PlannedPartition",
+    "MaintenancePlan",
+    "MaintenanceResult",
+    "FixResult",
+    "Problem",
+    "RepairPlan",
+    "RestoreItem",
+    "RestorePlan",
+    "RestoreResult",
+    "RetentionItem",
+    "RetentionPlan",
+    "RetentionResult",
+    # reporting
+    "Overview",
+    "PartitionStats",
+    "overview",
+    "collect_metrics",
+    # settings and errors
+    "app_settings",
+    "ActivityGradesError",
+    "ArchiveError",
+    "GradeConflict",
+    "GradeError",
+    "LockTimeout",
+    "PartitioningError",
+    "ReadOnlyError",
+    "RetentionError",
+    "SettingsError",
+    "UnknownActivity",
+    "UnknownColumn",
+]

@@ -1,0 +1,1 @@
+"""The bottom layer: settings, constants, exceptions and ids. No database access."""

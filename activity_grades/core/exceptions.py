@@ -1,0 +1,68 @@
+"""One exception root for the app; each subclass says what failed.
+
+Some subclasses also derive from the built-in or Django error that version 0.1 raised
+in their place (``ValueError``, ``IntegrityError``), so existing ``except`` clauses
+keep working.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError
+
+__all__ = [
+    "ActivityGradesError",
+    "ArchiveError",
+    "GradeConflict",
+    "GradeError",
+    "LockTimeout",
+    "PartitioningError",
+    "ReadOnlyError",
+    "RetentionError",
+    "SettingsError",
+    "UnknownActivity",
+    "UnknownColumn",
+]
+
+
+class ActivityGradesError(Exception):
+    """Root of every error the app raises on purpose."""
+
+
+class SettingsError(ActivityGradesError, ValueError):
+    """A value in ``settings.ACTIVITY_GRADES`` is unknown, of the wrong type or impossible."""
+
+
+class PartitioningError(ActivityGradesError, ValueError):
+    """A request names classes or terms the LMS does not have."""
+
+
+class ArchiveError(ActivityGradesError, ValueError):
+    """An archive or restore request that cannot be carried out; nothing of it changed."""
+
+
+class RetentionError(ActivityGradesError, ValueError):
+    """No retention policy, or one that makes no sense."""
+
+
+class LockTimeout(ArchiveError):
+    """A lock was not granted within the lock timeout; the transaction rolled back."""
+
+
+class GradeError(ActivityGradesError):
+    """A grade that cannot be written as asked."""
+
+
+class UnknownActivity(GradeError, IntegrityError):
+    """The activity does not exist or has no class, so the grade has no partition."""
+
+
+class GradeConflict(GradeError, IntegrityError):
+    """A write that kept losing races, or found its grade in a partition that is not live."""
+
+
+class ReadOnlyError(GradeError, TypeError):
+    """A write to something the app keeps read-only (archived grades, routing columns)."""
+
+
+class UnknownColumn(GradeError, TypeError):
+    """A column name that ``activity_grades`` does not have."""

@@ -1,0 +1,206 @@
+"""Settings of activity_grades: one typed object over ``settings.ACTIVITY_GRADES``.
+
+Every key is optional; the defaults are the seed design's names, so an LMS whose
+tables are named otherwise only overrides what differs::
+
+    ACTIVITY_GRADES = {"ACTIVITIES_TABLE": "courses_activity", "ACTIVITY_CLASS_COLUMN": "course_id"}
+
+Read ``app_settings.<NAME>``: values are read on every access, so ``override_settings``
+works. ``validate()`` lists what is wrong (unknown keys, wrong types, impossible
+combinations); the system check ``activity_grades.E100`` reports it at start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import zoneinfo
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from django.conf import settings
+
+from .exceptions import SettingsError
+
+__all__ = ["AppSettings", "app_settings"]
+
+T = TypeVar("T")
+
+# PostgreSQL durations accepted for lock_timeout: "5s", "300ms", "1min", "250".
+_DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+
+
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _positive(value: int | None) -> str | None:
+    return None if value is None or value >= 1 else "must be 1 or more"
+
+
+def _identifier(value: str) -> str | None:
+    return None if value.strip() else "must name a table or column"
+
+
+def _duration(value: str) -> str | None:
+    ok = _DURATION.match(value.strip())
+    return None if ok else "must be a PostgreSQL duration such as '5s' or '300ms'"
+
+
+def _time_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {value!r}"
+    return None
+
+
+class Setting(Generic[T]):
+    """One key of ``ACTIVITY_GRADES``: default, accepted types, a check, documentation."""
+
+    def __init__(
+        self,
+        default: T,
+        types: type | tuple[type, ...],
+        doc: str,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> None:
+        self.default = default
+        self.types = types if isinstance(types, tuple) else (types,)
+        self.doc = doc
+        self.check = check
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, obj: AppSettings, owner: type) -> T: ...
+    def __get__(self, obj: AppSettings | None, owner: type) -> T | Setting[T]:
+        if obj is None:
+            return self
+        return obj.raw().get(self.name, self.default)
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this setting, or None."""
+        # bool is an int: refuse True for a count, accept only real booleans for flags.
+        if isinstance(value, bool) and bool not in self.types:
+            return f"must be {self._type_names()}, not {value!r}"
+        if not isinstance(value, self.types):
+            return f"must be {self._type_names()}, not {type(value).__name__} {value!r}"
+        return self.check(value) if self.check else None
+
+    def _type_names(self) -> str:
+        names = ["None" if t is type(None) else t.__name__ for t in self.types]
+        return " or ".join(names)
+
+
+_NONE = type(None)
+
+
+class AppSettings:
+    """The settings of the app, one documented attribute per key."""
+
+    # Where a grade's class comes from: <ACTIVITIES_TABLE>(<id>, <class>).
+    ACTIVITIES_TABLE = Setting[str]("activities", str, "table of the LMS's activities", _identifier)
+    ACTIVITY_ID_COLUMN = Setting[str]("id", str, "id column of ACTIVITIES_TABLE", _identifier)
+    ACTIVITY_CLASS_COLUMN = Setting[str](
+        "class_id", str, "class column of ACTIVITIES_TABLE", _identifier
+    )
+    # Where terms come from: dates, end date inclusive, as in the seed.
+    TERMS_TABLE = Setting[str]("terms", str, "table of the LMS's terms", _identifier)
+    TERM_ID_COLUMN = Setting[str]("id", str, "id column of TERMS_TABLE", _identifier)
+    TERM_START_COLUMN = Setting[str]("start_date", str, "first day of a term", _identifier)
+    TERM_END_COLUMN = Setting[str]("end_date", str, "last day of a term (inclusive)", _identifier)
+    TERM_YEAR_COLUMN = Setting[str]("academic_year", str, "academic year of a term", _identifier)
+    TERM_TIME_ZONE = Setting[str | None](
+        None, (str, _NONE), "zone of term dates (None: settings.TIME_ZONE)", _time_zone
+    )
+    UPCOMING_TERMS = Setting[int](
+        1, int, "create_partitions: terms after the current one", _non_negative
+    )
+    FAST_ROUTE_PARTITIONS = Setting[int](
+        2000, int, "leaves the trigger's fast path covers (0: off)", _non_negative
+    )
+    METRICS_TOKEN = Setting[str | None](
+        None, (str, _NONE), "bearer token of the metrics endpoint (None: login only)"
+    )
+    MAINTENANCE_RUNS_TABLE = Setting[str](
+        "activity_grades_maintenance_run", str, "where maintenance runs are recorded", _identifier
+    )
+    ADMIN_PARENT_PARTITION_LIMIT = Setting[int | None](
+        1000, (int, _NONE), "admin grade list: ask for a class above this many", _non_negative
+    )
+    ARCHIVE_KEEP_DETACHED = Setting[bool](False, bool, "keep archived leaves as detached tables")
+    LOCK_TIMEOUT = Setting[str](
+        "5s", str, "lock_timeout of every DDL transaction the app runs", _duration
+    )
+    ARCHIVE_LOCK_TIMEOUT = Setting[str | None](
+        None,
+        (str, _NONE),
+        "archive/restore/retention lock_timeout (None: LOCK_TIMEOUT)",
+        lambda v: None if v is None else _duration(v),
+    )
+    RETENTION_YEARS = Setting[int | None](
+        None, (int, _NONE), "academic years of archive to keep (None: forever)", _positive
+    )
+    MAINTENANCE_CREATE = Setting[bool](True, bool, "maintenance creates partitions")
+    MAINTENANCE_ARCHIVE = Setting[bool](False, bool, "maintenance archives past years")
+    MAINTENANCE_RETENTION = Setting[bool](False, bool, "maintenance applies retention")
+    MAINTENANCE_ANALYZE = Setting[bool](True, bool, "maintenance analyzes new partitions")
+
+    # -- derived ---------------------------------------------------------------
+
+    @property
+    def time_zone(self) -> str:
+        """TERM_TIME_ZONE, or the project's TIME_ZONE when unset."""
+        return self.TERM_TIME_ZONE or settings.TIME_ZONE or "UTC"
+
+    @property
+    def archive_lock_timeout(self) -> str:
+        return self.ARCHIVE_LOCK_TIMEOUT or self.LOCK_TIMEOUT
+
+    # -- access and validation ---------------------------------------------------
+
+    @classmethod
+    def keys(cls) -> dict[str, Setting[Any]]:
+        return {k: v for k, v in vars(cls).items() if isinstance(v, Setting)}
+
+    def raw(self) -> dict[str, Any]:
+        value = getattr(settings, "ACTIVITY_GRADES", None) or {}
+        if not isinstance(value, dict):
+            raise SettingsError("settings.ACTIVITY_GRADES must be a dict")
+        return value
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(key, what is wrong) for every problem of the current settings."""
+        try:
+            raw = self.raw()
+        except SettingsError as exc:
+            return [("", str(exc))]
+        known = self.keys()
+        out: list[tuple[str, str]] = []
+        for key in raw:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                out.append((str(key), f"unknown setting{hint}"))
+        for key, setting in known.items():
+            if key in raw and (problem := setting.problem(raw[key])):
+                out.append((key, problem))
+        if raw.get("MAINTENANCE_RETENTION") is True and raw.get("RETENTION_YEARS") is None:
+            out.append(("MAINTENANCE_RETENTION", "is on but RETENTION_YEARS is not set"))
+        return out
+
+    def require_valid(self, *keys: str) -> None:
+        """Raise SettingsError for the first problem among ``keys`` (all when empty)."""
+        for key, problem in self.validate():
+            if not keys or key in keys:
+                raise SettingsError(f"ACTIVITY_GRADES[{key!r}] {problem}")
+
+
+app_settings = AppSettings()

@@ -1,0 +1,250 @@
+"""What PostgreSQL's catalog says about the app's tables: markers, columns, sizes, indexes.
+
+Every query here reads the catalog or the statistics views for the whole tree at once
+(a fixed number of queries, whatever the number of partitions); ``exact_count`` is the
+one that reads a table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from ..core.constants import PARENT, PARENT_CHECK, ROUTE_TRIGGER, Status
+from .connection import execute, fetch_dicts, fetch_rows, fetch_value
+
+__all__ = [
+    "ROW_ESTIMATE",
+    "analyze",
+    "columns_of",
+    "parent_oid",
+    "IndexSignature",
+    "constraint_exclusion",
+    "exact_count",
+    "grade_columns",
+    "has_extension",
+    "partition_stats",
+    "slow_statements",
+    "has_parent_check",
+    "index_signatures",
+    "marker_of",
+    "names_by_table",
+    "rows_in_parent",
+    "route_trigger_state",
+    "tree",
+    "estimated_live_rows",
+]
+
+# Rows of a table aliased ``c`` (pg_class) / ``s`` (pg_stat_user_tables). Live tuples from
+# the statistics collector are fresh after writes, reltuples only after ANALYZE: take the
+# larger so a new partition does not show 0 until it is analyzed.
+ROW_ESTIMATE = sql.SQL("greatest(coalesce(s.n_live_tup, 0), coalesce(c.reltuples::bigint, 0), 0)")
+
+# (columns, unique, primary, access method) of one index.
+IndexSignature = tuple[tuple[str, ...], bool, bool, str]
+
+
+def marker_of(cur: Any, table: str) -> str | None:
+    """The ownership comment of a table (None: no comment or no table)."""
+    cur.execute("SELECT obj_description(to_regclass(quote_ident(%s)), 'pg_class')", [table])
+    return cur.fetchone()[0]
+
+
+def grade_columns(cur: Any) -> list[str]:
+    """The columns of ``activity_grades`` in table order (the archive has them all)."""
+    cur.execute(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        [PARENT],
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def exact_count(cur: Any, table: str) -> int:
+    """``count(*)`` of the table itself (``ONLY``: not its children)."""
+    execute(cur, sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(table)))
+    return int(cur.fetchone()[0])
+
+
+def rows_in_parent(cur: Any) -> int:
+    """Rows stored in the parent itself: always 0 unless something bypassed the trigger."""
+    return exact_count(cur, PARENT)
+
+
+def estimated_live_rows(using: str = "default") -> int:
+    """Estimated rows of every live partition, from the catalog."""
+    query = sql.SQL(
+        "SELECT coalesce(sum({}), 0) FROM activity_grades_partition p"
+        " JOIN pg_class c ON c.oid = to_regclass(quote_ident(p.table_name))"
+        " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE p.status = %s"
+    ).format(ROW_ESTIMATE)
+    return int(fetch_value(using, query, [Status.LIVE.value]))
+
+
+def route_trigger_state(cur: Any) -> str | None:
+    """``pg_trigger.tgenabled`` of the routing trigger on the parent (None: missing)."""
+    cur.execute(
+        "SELECT tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
+        [PARENT, ROUTE_TRIGGER],
+    )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def has_parent_check(cur: Any) -> bool:
+    """Whether the parent has its ``CHECK (false) NO INHERIT``."""
+    cur.execute(
+        "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s "
+        "AND contype = 'c' AND connoinherit",
+        [PARENT, PARENT_CHECK],
+    )
+    return cur.fetchone() is not None
+
+
+def constraint_exclusion(cur: Any) -> str:
+    cur.execute("SELECT current_setting('constraint_exclusion')")
+    return cur.fetchone()[0]
+
+
+_TREE_SQL = """
+WITH RECURSIVE tree(relid, parent, depth) AS (
+    SELECT i.inhrelid, i.inhparent, 1 FROM pg_inherits i WHERE i.inhparent = to_regclass(%s)
+    UNION ALL
+    SELECT i.inhrelid, i.inhparent, t.depth + 1 FROM pg_inherits i JOIN tree t
+        ON i.inhparent = t.relid
+)
+SELECT t.relid, c.relname, obj_description(t.relid, 'pg_class'), t.depth
+  FROM tree t JOIN pg_class c ON c.oid = t.relid
+"""
+
+
+def tree(cur: Any) -> list[tuple[int, str, str | None, int]]:
+    """(oid, name, comment, depth) of every table that inherits from the parent."""
+    cur.execute(_TREE_SQL, [PARENT])
+    return cur.fetchall()
+
+
+_INDEX_SQL = """
+SELECT x.indrelid::regclass::text AS tbl, ic.relname, x.indisunique, x.indisprimary,
+       am.amname, x.indexprs IS NOT NULL OR x.indpred IS NOT NULL AS complex,
+       array(SELECT a.attname FROM unnest(x.indkey) WITH ORDINALITY k(attnum, n)
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+             ORDER BY k.n)::text[] AS cols
+  FROM pg_index x
+  JOIN pg_class ic ON ic.oid = x.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+ WHERE x.indrelid = ANY(%s::oid[])
+"""
+
+
+def index_signatures(cur: Any, oids: list[int]) -> list[tuple[str, str, IndexSignature, bool]]:
+    """(table, index name, signature, is expression/partial) of every index of ``oids``."""
+    cur.execute(_INDEX_SQL, [oids])
+    return [
+        (tbl, name, (tuple(cols), bool(unique), bool(primary), am), bool(complex_))
+        for tbl, name, unique, primary, am, complex_, cols in cur.fetchall()
+    ]
+
+
+def parent_oid(cur: Any) -> int:
+    cur.execute("SELECT to_regclass(%s)::oid", [PARENT])
+    return cur.fetchone()[0]
+
+
+_NAMES_SQL = {
+    "constraints": "SELECT conrelid, conname FROM pg_constraint WHERE contype = 'c' "
+    "AND conrelid = ANY(%s::oid[])",
+    "triggers": "SELECT tgrelid, tgname FROM pg_trigger WHERE tgrelid = ANY(%s::oid[]) "
+    "AND NOT tgisinternal AND tgenabled <> 'D'",
+}
+
+
+def names_by_table(cur: Any, kind: str, oids: list[int]) -> dict[int, set[str]]:
+    """CHECK constraint (``kind="constraints"``) or enabled trigger names per table oid."""
+    cur.execute(_NAMES_SQL[kind], [oids])
+    have: dict[int, set[str]] = {}
+    for oid, name in cur.fetchall():
+        have.setdefault(oid, set()).add(name)
+    return have
+
+
+def columns_of(using: str, table: str) -> dict[str, str] | None:
+    """Column name -> SQL type of a table (a plain or schema-qualified name); None: no table."""
+    found = fetch_rows(
+        using,
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+        [sql.Identifier(table).as_string()],
+    )
+    if not found:
+        exists = fetch_value(
+            using, "SELECT to_regclass(%s) IS NOT NULL", [sql.Identifier(table).as_string()]
+        )
+        return {} if exists else None
+    return dict(found)
+
+
+def analyze(cur: Any, table: str) -> None:
+    execute(cur, sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+# One row per registered partition: sizes, estimates and activity from the catalog and
+# the statistics views, joined to the registry. Never a query per partition or count(*).
+_STATS_SQL = sql.SQL("""
+WITH reg AS (
+    SELECT p.*, to_regclass(quote_ident(p.table_name)) AS oid
+      FROM activity_grades_partition p
+)
+SELECT r.id, r.class_id, r.term_id, r.table_name, r.parent_table, r.status,
+       r.starts_at, r.ends_at, r.academic_year,
+       c.oid IS NOT NULL AS present,
+       {rows} AS rows,
+       z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
+       z.heap + z.idx AS total_bytes,
+       coalesce(s.n_dead_tup, 0) AS dead_rows, coalesce(s.seq_scan, 0) AS seq_scan,
+       coalesce(s.seq_tup_read, 0) AS seq_tup_read,
+       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
+       coalesce(s.n_tup_ins, 0) AS inserted, coalesce(s.n_tup_upd, 0) AS updated,
+       coalesce(s.n_tup_del, 0) AS deleted,
+       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
+       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
+       coalesce(s.last_autovacuum > s.last_vacuum OR s.last_vacuum IS NULL, false)
+           AND s.last_autovacuum IS NOT NULL AS last_vacuum_auto,
+       coalesce(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false)
+           AND s.last_autoanalyze IS NOT NULL AS last_analyze_auto
+  FROM reg r
+  LEFT JOIN pg_class c ON c.oid = r.oid
+  LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
+  -- Three size calls per table (each stats the table's files): heap incl. TOAST,
+  -- indexes, TOAST; the total is heap + indexes, as pg_total_relation_size computes it.
+  CROSS JOIN LATERAL (
+      SELECT coalesce(pg_table_size(c.oid), 0) AS heap,
+             coalesce(pg_indexes_size(c.oid), 0) AS idx,
+             CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
+                  ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
+  ) z
+ ORDER BY r.class_id, r.starts_at NULLS FIRST, r.term_id
+""").format(rows=ROW_ESTIMATE)
+
+
+def partition_stats(using: str = "default") -> list[dict[str, Any]]:
+    """Catalog figures of every registered partition, one dict per partition."""
+    return fetch_dicts(using, _STATS_SQL)
+
+
+def has_extension(using: str, name: str) -> bool:
+    return bool(fetch_value(using, "SELECT 1 FROM pg_extension WHERE extname = %s", [name]))
+
+
+def slow_statements(using: str, limit: int) -> list[tuple[str, int, float, float, int]]:
+    """(query, calls, total ms, mean ms, rows) of the slowest statements on the app's tables.
+
+    Needs pg_stat_statements loaded; run it in a savepoint, as it raises when it is not.
+    """
+    return fetch_rows(
+        using,
+        "SELECT query, calls, total_exec_time, mean_exec_time, rows FROM pg_stat_statements "
+        "WHERE query ILIKE %s AND query NOT ILIKE %s ORDER BY mean_exec_time DESC LIMIT %s",
+        ["%activity_grades%", "%pg_stat_statements%", limit],
+    )

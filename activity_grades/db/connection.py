@@ -1,0 +1,87 @@
+"""Run SQL on a Django connection: composed statements in, plain values out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import OperationalError, connections, transaction
+from psycopg import sql
+
+from ..core.exceptions import LockTimeout
+
+__all__ = [
+    "Query",
+    "cursor",
+    "execute",
+    "atomic",
+    "fetch_column",
+    "fetch_dicts",
+    "fetch_rows",
+    "fetch_value",
+    "lock_timeout_errors",
+    "set_lock_timeout",
+]
+
+Query = str | sql.Composable
+Params = Sequence[Any] | None
+
+
+def execute(cur: Any, query: Query, params: Params = None) -> None:
+    """Execute on a Django cursor; a composed query is rendered on its connection."""
+    text = query if isinstance(query, str) else query.as_string(cur.connection)
+    cur.execute(text, params)
+
+
+@contextmanager
+def cursor(using: str) -> Iterator[Any]:
+    with connections[using].cursor() as cur:
+        yield cur
+
+
+def fetch_rows(using: str, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
+    with cursor(using) as cur:
+        execute(cur, query, params)
+        return cur.fetchall()
+
+
+def fetch_dicts(using: str, query: Query, params: Params = None) -> list[dict[str, Any]]:
+    """Rows as column name -> value."""
+    with cursor(using) as cur:
+        execute(cur, query, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def fetch_column(using: str, query: Query, params: Params = None) -> list[Any]:
+    return [row[0] for row in fetch_rows(using, query, params)]
+
+
+def fetch_value(using: str, query: Query, params: Params = None) -> Any:
+    """First column of the first row; None when there is no row."""
+    rows = fetch_rows(using, query, params)
+    return rows[0][0] if rows else None
+
+
+def set_lock_timeout(cur: Any, timeout: str) -> None:
+    """``lock_timeout`` to the end of the current transaction."""
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
+
+
+@contextmanager
+def lock_timeout_errors(what: str, timeout: str) -> Iterator[None]:
+    """Turn a lock timeout (SQLSTATE 55P03) into LockTimeout: "try again later", not a crash."""
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":
+            raise
+        raise LockTimeout(
+            f"{what}: could not get a lock within the lock timeout ({timeout}); "
+            "nothing of it changed, rerun later"
+        ) from exc
+
+
+def atomic(using: str) -> transaction.Atomic:
+    return transaction.atomic(using=using)

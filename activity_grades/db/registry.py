@@ -1,0 +1,173 @@
+"""The partition registry ``activity_grades_partition`` and the key index ``activity_grades_key``.
+
+The registry maps (class, term) to a table (``term_id`` NULL: the class table); names are
+never rebuilt from ids. The key index records each grade's (class, term), so a grade by
+id, or a student's grades, are found without planning a query on every partition.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from ..core.constants import Status
+from .connection import fetch_column, fetch_rows, fetch_value
+
+__all__ = [
+    "CACHE_SECONDS",
+    "LIVE_TABLE",
+    "RegistryRow",
+    "invalidate_cache",
+    "live_count",
+    "live_partitions",
+    "live_tables",
+    "lock_row",
+    "missing_tables",
+    "partition_table",
+    "live_leaves",
+    "set_status",
+    "table_of_grade",
+    "tables_of_student",
+]
+
+# Seconds a process trusts a cached (class, term) -> table name. Archiving and restoring
+# clear this process's cache; a read that hits a dropped table clears it and retries.
+CACHE_SECONDS = 60.0
+
+_cache: dict[tuple[str, str, str | None], tuple[str, float]] = {}
+
+# The live table of the (class_id, term_id) of a row aliased ``k``. Two lookups so each
+# uses one of the registry's partial unique indexes: a join on ``term_id IS NOT DISTINCT
+# FROM`` cannot use an index and scanned the whole registry.
+LIVE_TABLE = sql.SQL(
+    "CASE WHEN k.term_id IS NULL"
+    " THEN (SELECT p.table_name FROM activity_grades_partition p"
+    " WHERE p.class_id = k.class_id AND p.term_id IS NULL AND p.status = {live})"
+    " ELSE (SELECT p.table_name FROM activity_grades_partition p"
+    " WHERE p.class_id = k.class_id AND p.term_id = k.term_id AND p.status = {live}) END"
+).format(live=sql.Literal(Status.LIVE.value))
+
+
+@dataclass(frozen=True)
+class RegistryRow:
+    """One row of ``activity_grades_partition``."""
+
+    id: int
+    class_id: str
+    term_id: str | None
+    table_name: str
+    parent_table: str
+    academic_year: str | None
+    status: str
+
+
+def invalidate_cache() -> None:
+    """Forget this process's cached (class, term) -> table names."""
+    _cache.clear()
+
+
+def partition_table(
+    class_id: str, term_id: str | None = None, using: str = "default"
+) -> str | None:
+    """The live table of (class, term); ``term_id=None``: the class table. Cached."""
+    key = (using, class_id, term_id)
+    hit = _cache.get(key)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
+    table = fetch_value(using, query.format(LIVE_TABLE), [class_id, term_id])
+    if table is None:
+        _cache.pop(key, None)
+        return None
+    _cache[key] = (table, now + CACHE_SECONDS)
+    return table
+
+
+def table_of_grade(grade_id: str, using: str = "default") -> str | None:
+    """The live table that holds a grade, from the key index; None if it is not stored.
+
+    Not cached: the registry is read in the same statement, so a partition archived and
+    recreated under another name a moment ago is never missed.
+    """
+    query = sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = %s").format(LIVE_TABLE)
+    return fetch_value(using, query, [grade_id])
+
+
+def tables_of_student(student_id: str, using: str = "default") -> list[str]:
+    """The live partitions that hold this student's grades (from the key index)."""
+    query = sql.SQL(
+        "SELECT DISTINCT t FROM (SELECT {} AS t FROM (SELECT DISTINCT class_id, term_id"
+        " FROM activity_grades_key WHERE student_id = %s) k) x WHERE t IS NOT NULL ORDER BY 1"
+    ).format(LIVE_TABLE)
+    return fetch_column(using, query, [student_id])
+
+
+def live_tables(using: str = "default") -> dict[tuple[str, str | None], str]:
+    """(class, term) -> table of every live partition."""
+    found = fetch_rows(
+        using,
+        "SELECT class_id, term_id, table_name FROM activity_grades_partition WHERE status = %s",
+        [Status.LIVE.value],
+    )
+    return {(c, t): name for c, t, name in found}
+
+
+def live_partitions(cur) -> list[tuple[int, str, str | None]]:
+    """(oid, table, term_id) of every live registered partition whose table exists."""
+    cur.execute(
+        "SELECT to_regclass(quote_ident(table_name))::oid, table_name, term_id "
+        "FROM activity_grades_partition WHERE status = %s "
+        "AND to_regclass(quote_ident(table_name)) IS NOT NULL ORDER BY id",
+        [Status.LIVE.value],
+    )
+    return cur.fetchall()
+
+
+def live_leaves(using: str, term_ids: list[str]) -> list[tuple[RegistryRow, int]]:
+    """Live term partitions of ``term_ids`` with their total bytes, by term then class."""
+    found = fetch_rows(
+        using,
+        "SELECT id, class_id, term_id, table_name, parent_table, academic_year, status, "
+        "coalesce(pg_total_relation_size(to_regclass(quote_ident(table_name))), 0) "
+        "FROM activity_grades_partition WHERE status = %s AND term_id = ANY(%s) "
+        "ORDER BY term_id, class_id",
+        [Status.LIVE.value, term_ids],
+    )
+    return [(RegistryRow(*r[:7]), r[7]) for r in found]
+
+
+def lock_row(cur, registry_id: int) -> RegistryRow | None:
+    """The registry row, locked FOR UPDATE to the end of the transaction."""
+    cur.execute(
+        "SELECT id, class_id, term_id, table_name, parent_table, academic_year, status "
+        "FROM activity_grades_partition WHERE id = %s FOR UPDATE",
+        [registry_id],
+    )
+    row = cur.fetchone()
+    return RegistryRow(*row) if row else None
+
+
+def set_status(cur, registry_id: int, status: Status) -> None:
+    cur.execute(
+        "UPDATE activity_grades_partition SET status = %s WHERE id = %s",
+        [status.value, registry_id],
+    )
+
+
+def missing_tables(using: str = "default") -> list[str]:
+    """Live registry rows whose table does not exist."""
+    return fetch_column(
+        using,
+        "SELECT table_name FROM activity_grades_partition WHERE status = %s "
+        "AND to_regclass(quote_ident(table_name)) IS NULL ORDER BY table_name",
+        [Status.LIVE.value],
+    )
+
+
+def live_count(using: str = "default") -> int:
+    """How many partitions are live."""
+    query = "SELECT count(*) FROM activity_grades_partition WHERE status = %s"
+    return int(fetch_value(using, query, [Status.LIVE.value]))

@@ -1,0 +1,98 @@
+"""``ActivityGrade``: the unmanaged model over the inheritance parent ``activity_grades``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, router, transaction
+from django.db.models import signals
+from django.db.models.sql import DeleteQuery, UpdateQuery
+
+from ..db import registry
+from ..db.connection import fetch_value
+from .columns import GradeColumns
+from .querysets import ActivityGradeManager
+
+__all__ = ["ActivityGrade"]
+
+
+class ActivityGrade(GradeColumns):
+    """One student's grade on one activity, stored in a (class, term) partition.
+
+    The table is the inheritance parent ``activity_grades``; a trigger routes every
+    inserted row into its partition and fills ``class_id`` and ``term_id`` when they
+    are left empty. Changing ``activity_id`` or ``created_at`` moves the row.
+    """
+
+    objects = ActivityGradeManager()
+
+    class Meta(GradeColumns.Meta):
+        managed = False
+        db_table = "activity_grades"
+        # The routing triggers redirect rows, so PostgreSQL reports 0 rows for an
+        # UPDATE that moved a grade to another partition. _do_update() then asks the
+        # key index; select_on_save makes Django's own path (no fields) check too.
+        select_on_save = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["activity_id", "student_id"], name="activity_grades_activity_student_key"
+            )
+        ]
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        # Django would check (activity, student) with a query on the parent, which plans
+        # every child (forms, the admin); the key index answers from one unique index.
+        fields = ("activity_id", "student_id")
+        if set(exclude or ()) & set(fields) or None in (self.activity_id, self.student_id):
+            return
+        using = router.db_for_write(type(self), instance=self)
+        taken = fetch_value(
+            using,
+            "SELECT 1 FROM activity_grades_key WHERE activity_id = %s AND student_id = %s "
+            "AND id IS DISTINCT FROM %s",
+            [self.activity_id, self.student_id, self.pk],
+        )
+        if taken:
+            raise ValidationError(self.unique_error_message(type(self), fields), code="unique")
+
+    def _do_update(  # type: ignore[override]
+        self, base_qs, using, pk_val, values, update_fields, forced_update, *more
+    ):
+        # Django sends save()'s UPDATE to the parent, which plans and locks every child
+        # (and runs out of lock memory at a few thousand partitions). The key index
+        # names the one table that holds the grade; update that table only.
+        # `more` is Django 6's returning_fields; it then expects rows back, not a bool.
+        if not values:
+            args = (base_qs, using, pk_val, values, update_fields, forced_update, *more)
+            return super()._do_update(*args)
+        table = registry.table_of_grade(pk_val, using)
+        rows = type(self).objects.db_manager(using).filter(pk=pk_val)
+        updated = table is not None and (
+            rows._write_table(table, UpdateQuery, lambda q: q.add_update_fields(values)) > 0
+            # 0 rows: the move trigger sent the grade to another partition (it is still
+            # stored, so this was an update), or it was deleted in between.
+            or registry.table_of_grade(pk_val, using) is not None
+        )
+        if not more:
+            return updated
+        # Nothing is read back: Django defers fields set from expressions, to be
+        # fetched again on access (as on a database without RETURNING).
+        return [()] if updated else []
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> Any:
+        # Like save(): delete from the grade's own table, not through the parent.
+        # Cascades (a model with a ForeignKey to grades) need Django's Collector.
+        using = using or router.db_for_write(type(self), instance=self)
+        table = registry.table_of_grade(self.pk, using) if self._is_pk_set() else None
+        if table is None or self._meta.related_objects:
+            return super().delete(using=using, keep_parents=keep_parents)
+        with transaction.atomic(using=using, savepoint=False):
+            signals.pre_delete.send(type(self), instance=self, using=using, origin=self)
+            rows = type(self).objects.db_manager(using).filter(pk=self.pk)
+            count = rows._write_table(table, DeleteQuery)
+            signals.post_delete.send(type(self), instance=self, using=using, origin=self)
+        self.pk = None
+        return count, {self._meta.label: count}
+
+    delete.alters_data = True  # type: ignore[attr-defined]

@@ -1,0 +1,11 @@
+"""Operations on the tree, each a plan first and then its application.
+
+Every operation module has ``plan(...)``, which reads and changes nothing, and returns a
+plan whose ``apply(progress=None)`` carries it out, one short transaction per item:
+
+- ``create``: partitions for classes and terms (``create_partitions``);
+- ``archive`` and ``restore``: whole (class, term) partitions into the archive and back;
+- ``retention``: drop archived academic years past the policy;
+- ``repair``: find drift in the tree (``check_partitions``) and repair what is safe;
+- ``maintenance``: the periodic job that runs create, archive, retention, ANALYZE.
+"""

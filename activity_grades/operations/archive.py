@@ -1,0 +1,253 @@
+"""Move ended terms' grades into the archive (``manage.py archive_grades``).
+
+Each live (class, term) leaf is archived in its own short transaction: copy its rows into
+the academic year's archive table, verify count and checksum inside the transaction,
+delete its keys from ``activity_grades_key``, drop (or detach) the leaf and mark the
+registry row. A kill at any point leaves every grade either live or archived, never both
+nor neither; a rerun picks up the partitions still ``live``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Status
+from ..core.exceptions import ArchiveError
+from ..core.settings import app_settings
+from ..db import archive as sql_archive
+from ..db import catalog, ddl, dispatch, lms, registry
+from ..db.connection import atomic, cursor, lock_timeout_errors, set_lock_timeout
+from .base import Plan, Progress, Result, Stopwatch, each, run_steps
+
+__all__ = ["ArchiveItem", "ArchivePlan", "ArchiveResult", "ensure_archive_year", "plan"]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class ArchiveItem:
+    """One live (class, term) leaf to archive."""
+
+    registry_id: int
+    class_id: str
+    term_id: str
+    table_name: str
+    academic_year: str
+    rows: int
+    bytes: int
+
+
+@dataclass
+class ArchiveResult(Result):
+    archived: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # no longer live when their turn came
+    rows: int = 0
+    bytes_freed: int = 0
+
+
+@dataclass
+class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
+    terms: list[str] = field(default_factory=list)
+    keep_detached: bool = False
+
+    def apply(self, progress: Progress | None = None) -> ArchiveResult:
+        """Archive every leaf, one transaction each (safe to rerun after a crash).
+
+        Raises:
+            ArchiveError: a leaf failed its checks; leaves archived before it stay archived.
+        """
+        clock = Stopwatch()
+        result = ArchiveResult()
+        for year in dict.fromkeys(item.academic_year for item in self.items):
+            ensure_archive_year(year, self.using)
+        for item, rows in each(self.items, self._archive_one, progress):
+            if rows is None:
+                result.skipped.append(item.table_name)
+                continue
+            result.archived.append(item.table_name)
+            result.rows += rows
+            result.bytes_freed += item.bytes
+            logger.info("archived %s rows of %s (%s)", rows, item.table_name, item.academic_year)
+        if result.archived:
+            registry_changed(self.using)
+        result.seconds = clock.seconds
+        return result
+
+    def _archive_one(self, item: ArchiveItem) -> int | None:
+        one = _LeafArchiver(item, self.keep_detached)
+        with lock_timeout_errors(item.table_name, app_settings.archive_lock_timeout):
+            done = run_steps(
+                self.using,
+                app_settings.archive_lock_timeout,
+                [one.lock, one.copy, one.verify, one.keys, one.drop],
+            )
+        return one.rows if done else None
+
+
+def registry_changed(using: str) -> None:
+    """After archiving or restoring: forget cached names, refresh the trigger's fast path."""
+    # Other processes expire their cached names after registry.CACHE_SECONDS.
+    registry.invalidate_cache()
+    dispatch.install(using)
+
+
+class _LeafArchiver:
+    """The steps of archiving one leaf, in one transaction (``run_steps``)."""
+
+    def __init__(self, item: ArchiveItem, keep_detached: bool) -> None:
+        self.item = item
+        self.keep_detached = keep_detached
+        self.parent = ""
+        self.target = ""
+        self.cols: list[str] = []
+        self.copied = 0
+        self.rows = 0
+
+    def lock(self, cur: Any) -> bool:
+        item = self.item
+        row = registry.lock_row(cur, item.registry_id)
+        if row is None or row.table_name != item.table_name or row.status != Status.LIVE:
+            return False  # archived by an earlier or concurrent run
+        self.parent = row.parent_table
+        marker = catalog.marker_of(cur, item.table_name)
+        if marker != PARTITION_MARKER:
+            raise ArchiveError(
+                f"refusing to archive {item.table_name}: its comment is {marker!r}, "
+                f"not the ownership marker {PARTITION_MARKER!r}"
+            )
+        # Writers of this leaf wait while it is copied; readers (queries through the
+        # parent plan every child) do not. ACCESS EXCLUSIVE only for the final drop.
+        ddl.lock_table(cur, item.table_name, "SHARE ROW EXCLUSIVE")
+        self.target = ddl.ensure_archive_year(cur, item.academic_year)
+        self.cols = catalog.grade_columns(cur)
+        return True
+
+    def copy(self, cur: Any) -> None:
+        item = self.item
+        self.copied = sql_archive.copy_leaf(
+            cur, item.table_name, self.target, self.cols, item.academic_year
+        )
+
+    def verify(self, cur: Any) -> None:
+        source = sql_archive.checksum_leaf(cur, self.cols, self.item.table_name)
+        copy = sql_archive.checksum_archived_copy_of_leaf(
+            cur, self.cols, self.target, self.item.table_name
+        )
+        if self.copied != source[0] or copy != source:
+            raise ArchiveError(
+                f"verification failed for {self.item.table_name}: leaf {source}, archive "
+                f"{copy}, inserted {self.copied}; nothing was changed"
+            )
+        self.rows = source[0]
+
+    def keys(self, cur: Any) -> None:
+        removed = sql_archive.delete_keys_of(cur, self.item.table_name)
+        if removed != self.rows:
+            raise ArchiveError(
+                f"key index out of step for {self.item.table_name}: {removed} keys for "
+                f"{self.rows} rows; nothing was changed"
+            )
+
+    def drop(self, cur: Any) -> None:
+        table = self.item.table_name
+        ddl.lock_table(cur, table, "ACCESS EXCLUSIVE")
+        if self.keep_detached:
+            ddl.detach(cur, table, self.parent)
+            status = Status.DETACHED
+        else:
+            ddl.drop_table(cur, table)
+            status = Status.ARCHIVED
+        registry.set_status(cur, self.item.registry_id, status)
+
+
+def _check_years(terms: dict[str, lms.Term], before: str) -> list[str]:
+    years = sorted({t.academic_year for t in terms.values() if t.academic_year})
+    if before not in years:
+        raise ArchiveError(
+            f"unknown academic year {before!r}; known years: " + (", ".join(years) or "none")
+        )
+    return years
+
+
+def plan(
+    term_ids: Iterable[str] | None = None,
+    before_academic_year: str | None = None,
+    *,
+    force: bool = False,
+    keep_detached: bool | None = None,
+    now: datetime | None = None,
+    using: str = "default",
+) -> ArchivePlan:
+    """Which live (class, term) leaves an archive request covers, with rows and bytes.
+
+    Args:
+        term_ids: terms to archive.
+        before_academic_year: also every term whose academic year sorts before this one.
+        force: allow the current (or a future) term.
+        keep_detached: keep leaves as detached tables (default: ARCHIVE_KEEP_DETACHED).
+
+    Raises:
+        ArchiveError: unknown term or year, or the current term without ``force``.
+    """
+    now = now or timezone.now()
+    terms = {t.term_id: t for t in lms.terms(using)}
+    chosen: list[str] = []
+    for term_id in dict.fromkeys(term_ids or []):
+        if term_id not in terms:
+            raise ArchiveError(f"unknown term {term_id!r}: it is not in the LMS's terms table")
+        chosen.append(term_id)
+    if before_academic_year is not None:
+        _check_years(terms, before_academic_year)
+        chosen += [
+            t.term_id
+            for t in terms.values()
+            if t.academic_year
+            and t.academic_year < before_academic_year
+            and t.term_id not in chosen
+        ]
+    if not force:
+        for term_id in chosen:
+            if terms[term_id].ends_at > now:
+                raise ArchiveError(
+                    f"term {term_id!r} has not ended yet (ends {terms[term_id].ends_at:%Y-%m-%d}): "
+                    "archiving the current or a future term needs --force"
+                )
+    items: list[ArchiveItem] = []
+    with cursor(using) as cur:
+        for row, size in registry.live_leaves(using, chosen):
+            if not row.academic_year:
+                raise ArchiveError(f"term {row.term_id!r} has no academic year: cannot archive it")
+            rows = catalog.exact_count(cur, row.table_name)
+            items.append(
+                ArchiveItem(
+                    row.id,
+                    row.class_id,
+                    row.term_id or "",
+                    row.table_name,
+                    row.academic_year,
+                    rows,
+                    size,
+                )
+            )
+    if keep_detached is None:
+        keep_detached = app_settings.ARCHIVE_KEEP_DETACHED
+    return ArchivePlan(items, using=using, terms=chosen, keep_detached=keep_detached)
+
+
+def ensure_archive_year(year: str, using: str = "default") -> str:
+    """Create the archive table of one academic year if missing; return its name.
+
+    Its own short transaction: creating a partition locks the archive's parent, which
+    must not stay locked while a whole leaf is copied.
+    """
+    timeout = app_settings.archive_lock_timeout
+    with lock_timeout_errors(f"archive table of {year!r}", timeout):
+        with atomic(using), cursor(using) as cur:
+            set_lock_timeout(cur, timeout)
+            return ddl.ensure_archive_year(cur, year)

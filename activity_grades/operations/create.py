@@ -1,0 +1,164 @@
+"""Plan and create (class, term) partitions (``manage.py create_partitions``).
+
+The DDL itself is the SQL function ``activity_grades_ensure_partition`` (db.ddl), so the
+routing trigger's on-demand path and this module create partitions the same way. This
+module decides *which* partitions a request needs, shows the plan and its SQL, and
+applies it one partition per short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from ..core.constants import LOGGER_NAME, PARENT
+from ..core.exceptions import PartitioningError
+from ..core.settings import app_settings
+from ..db import ddl, dispatch, lms, registry
+from ..db.connection import cursor
+from ..db.lms import Term
+from .base import Plan, Progress, Result, Stopwatch, each
+
+__all__ = ["CreatePlan", "CreateResult", "PlannedPartition", "default_terms", "plan"]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class PlannedPartition:
+    class_id: str
+    term_id: str | None
+    table_name: str
+    exists: bool
+    statements: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CreateResult(Result):
+    created: list[str]
+    existing: int
+
+
+@dataclass
+class CreatePlan(Plan[PlannedPartition, CreateResult]):
+    """Every partition a request covers; ``to_create`` are the missing ones."""
+
+    @property
+    def partitions(self) -> list[PlannedPartition]:
+        return self.items
+
+    @property
+    def to_create(self) -> list[PlannedPartition]:
+        return [p for p in self.items if not p.exists]
+
+    @property
+    def existing(self) -> list[PlannedPartition]:
+        return [p for p in self.items if p.exists]
+
+    def apply(self, progress: Progress | None = None) -> CreateResult:
+        """Create every missing partition, one transaction each; progress gets (table, created)."""
+        clock = Stopwatch()
+        created: list[str] = []
+
+        def create(planned: PlannedPartition) -> bool:
+            table, was_created = ddl.ensure_partition(planned.class_id, planned.term_id, self.using)
+            if was_created:
+                created.append(table)
+                logger.info("created partition %s", table)
+            return was_created
+
+        for _ in each(self.to_create, create, progress):
+            pass
+        # Also picks up partitions writers created on demand since the last run.
+        dispatch.install(self.using)
+        existing = len(self.items) - len(created)
+        return CreateResult(created, existing, seconds=clock.seconds)
+
+
+def default_terms(terms: Sequence[Term], upcoming: int, now: datetime | None = None) -> list[Term]:
+    """The current term and the ``upcoming`` terms after it.
+
+    Between terms there is no current one, so the next ``upcoming + 1`` are taken.
+    """
+    now = now or timezone.now()
+    return [t for t in terms if t.ends_at > now][: upcoming + 1]
+
+
+def _pick(requested: Iterable[str], known: Sequence[str], what: str, where: str) -> list[str]:
+    wanted = list(dict.fromkeys(requested))
+    missing = [r for r in wanted if r not in set(known)]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:10])
+        raise PartitioningError(f"unknown {what}: {shown} ({where})")
+    return wanted
+
+
+def plan(
+    class_ids: Iterable[str] | None = None,
+    term_ids: Iterable[str] | None = None,
+    *,
+    all_terms: bool = False,
+    upcoming: int | None = None,
+    with_sql: bool = False,
+    using: str = "default",
+) -> CreatePlan:
+    """Work out which class tables and (class, term) tables a request needs.
+
+    Args:
+        class_ids: classes to cover; default every class with activities.
+        term_ids: terms to cover; default the current term and ``upcoming`` more.
+        all_terms: cover every term of the LMS.
+        upcoming: how many terms after the current one (default: UPCOMING_TERMS).
+        with_sql: fill each planned partition's ``statements``.
+
+    Raises:
+        PartitioningError: a class or term the LMS does not have.
+    """
+    known_classes = lms.class_ids(using)
+    terms = lms.terms(using)
+    classes = (
+        _pick(class_ids, known_classes, "classes", "no activity of the LMS belongs to it")
+        if class_ids
+        else known_classes
+    )
+    if term_ids:
+        by_id = {t.term_id: t for t in terms}
+        chosen = [
+            by_id[t] for t in _pick(term_ids, list(by_id), "terms", "not in the LMS's terms table")
+        ]
+    elif all_terms:
+        chosen = terms
+    else:
+        n = app_settings.UPCOMING_TERMS if upcoming is None else upcoming
+        chosen = default_terms(terms, n)
+
+    existing = registry.live_tables(using)
+    out: list[PlannedPartition] = []
+    with cursor(using) as cur:
+        for class_id in classes:
+            class_table = existing.get((class_id, None))
+            out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql))
+            parent = out[-1].table_name
+            for term in chosen:
+                table = existing.get((class_id, term.term_id))
+                out.append(_planned(cur, class_id, term, table, parent, with_sql))
+    return CreatePlan(out, using=using)
+
+
+def _planned(
+    cur: Any, class_id: str, term: Term | None, table: str | None, parent: str, with_sql: bool
+) -> PlannedPartition:
+    term_id = term.term_id if term else None
+    if table is not None:
+        return PlannedPartition(class_id, term_id, table, exists=True)
+    name = ddl.partition_name(cur, class_id, term_id)
+    statements: list[str] = []
+    if with_sql:
+        starts, ends = (term.starts_at, term.ends_at) if term else (None, None)
+        statements = ddl.partition_ddl(cur, name, parent, class_id, term_id, starts, ends)
+    return PlannedPartition(class_id, term_id, name, exists=False, statements=statements)

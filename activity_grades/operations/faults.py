@@ -1,0 +1,28 @@
+"""The crash tests' hook: pause the archive or restore of a partition at a named point.
+
+``ACTIVITY_GRADES_ARCHIVE_FAULT_SLEEP="stage=seconds[,stage=seconds]"`` makes
+``pause(stage)`` sleep there, so a test can kill the process or its backend at that
+point. Inside the partition's transaction the pause is ``pg_sleep`` (the server is busy,
+as in a long statement); ``between`` is after the commit. Unset (always, in production):
+nothing happens. The archive path calls it only from ``steps.run``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+__all__ = ["FAULT_ENV", "pause"]
+
+FAULT_ENV = "ACTIVITY_GRADES_ARCHIVE_FAULT_SLEEP"
+
+
+def pause(stage: str, cur: Any = None) -> None:
+    for part in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        name, _, seconds = part.partition("=")
+        if name.strip() == stage:
+            if cur is None:
+                time.sleep(float(seconds))
+            else:
+                cur.execute("SELECT pg_sleep(%s)", [float(seconds)])

@@ -1,0 +1,159 @@
+"""Bring archived grades back into live partitions (``manage.py restore_grades``).
+
+The mirror image of ``archive``: one (class, term) per transaction, its live leaf
+recreated through ``activity_grades_ensure_partition``, the rows copied back and verified
+by count and checksum, and only then removed from the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError
+
+from ..core.constants import LOGGER_NAME, PARTITION_MARKER
+from ..core.exceptions import ArchiveError
+from ..core.settings import app_settings
+from ..db import archive as sql_archive
+from ..db import catalog, ddl, lms
+from ..db.connection import cursor, lock_timeout_errors
+from .archive import registry_changed
+from .base import Plan, Progress, Result, Stopwatch, each, run_steps
+
+__all__ = ["RestoreItem", "RestorePlan", "RestoreResult", "plan"]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class RestoreItem:
+    """Archived grades of one (class, term) to bring back."""
+
+    class_id: str
+    term_id: str
+    academic_year: str
+    archive_table: str
+    rows: int
+
+
+@dataclass
+class RestoreResult(Result):
+    restored: list[str] = field(default_factory=list)  # live table names
+    rows: int = 0
+
+
+@dataclass
+class RestorePlan(Plan[RestoreItem, RestoreResult]):
+    terms: list[str] = field(default_factory=list)
+
+    def apply(self, progress: Progress | None = None) -> RestoreResult:
+        """Restore every group, one transaction each (safe to rerun).
+
+        Raises:
+            ArchiveError: a group failed its checks; groups restored before it stay restored.
+        """
+        clock = Stopwatch()
+        result = RestoreResult()
+        for item, (table, rows) in each(self.items, self._restore_one, progress):
+            result.restored.append(table)
+            result.rows += rows
+            logger.info(
+                "restored %s rows of class %s term %s into %s",
+                rows,
+                item.class_id,
+                item.term_id,
+                table,
+            )
+        if result.restored:
+            registry_changed(self.using)
+        result.seconds = clock.seconds
+        return result
+
+    def _restore_one(self, item: RestoreItem) -> tuple[str, int]:
+        one = _GroupRestorer(item)
+        timeout = app_settings.archive_lock_timeout
+        with lock_timeout_errors(f"class {item.class_id!r} term {item.term_id!r}", timeout):
+            run_steps(self.using, timeout, [one.lock, one.copy, one.verify, one.remove])
+        return one.table, one.copied
+
+
+class _GroupRestorer:
+    """The steps of restoring one (class, term), in one transaction (``run_steps``)."""
+
+    def __init__(self, item: RestoreItem) -> None:
+        self.item = item
+        self.table = ""
+        self.cols: list[str] = []
+        self.copied = 0
+
+    def lock(self, cur: Any) -> None:
+        item = self.item
+        self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id)
+        marker = catalog.marker_of(cur, self.table)
+        if marker != PARTITION_MARKER:
+            raise ArchiveError(f"refusing to restore into {self.table}: its comment is {marker!r}")
+        # Blocks writers of this leaf (and a concurrent restore/archive of it), not readers.
+        ddl.lock_table(cur, self.table, "SHARE ROW EXCLUSIVE")
+        self.cols = catalog.grade_columns(cur)
+
+    def copy(self, cur: Any) -> None:
+        item = self.item
+        try:
+            self.copied = sql_archive.restore_rows(
+                cur, self.table, item.archive_table, self.cols, item.class_id, item.term_id
+            )
+        except IntegrityError as exc:
+            raise ArchiveError(
+                f"cannot restore class {item.class_id!r} term {item.term_id!r}: a live grade "
+                f"has the same id or (activity, student) as an archived one ({exc}); "
+                "nothing was changed"
+            ) from exc
+
+    def verify(self, cur: Any) -> None:
+        item = self.item
+        group = (item.class_id, item.term_id)
+        source = sql_archive.checksum_archived(cur, self.cols, item.archive_table, *group)
+        copy = sql_archive.checksum_restored(cur, self.cols, self.table, item.archive_table, *group)
+        if self.copied != source[0] or copy != source:
+            raise ArchiveError(
+                f"verification failed restoring into {self.table}: archive {source}, live "
+                f"{copy}; nothing was changed"
+            )
+
+    def remove(self, cur: Any) -> None:
+        item = self.item
+        removed = sql_archive.delete_restored(cur, item.archive_table, item.class_id, item.term_id)
+        if removed != self.copied:
+            raise ArchiveError(
+                f"archive changed while restoring into {self.table}; nothing was changed"
+            )
+
+
+def plan(
+    term_ids: Iterable[str], class_ids: Iterable[str] | None = None, using: str = "default"
+) -> RestorePlan:
+    """Which archived (class, term) groups a restore request covers, with row counts.
+
+    Raises:
+        ArchiveError: no term named, or a term the LMS does not have.
+    """
+    terms = {t.term_id: t for t in lms.terms(using)}
+    chosen = list(dict.fromkeys(term_ids))
+    if not chosen:
+        raise ArchiveError("name at least one term to restore")
+    classes = list(dict.fromkeys(class_ids or []))
+    items: list[RestoreItem] = []
+    with cursor(using) as cur:
+        for term_id in chosen:
+            if term_id not in terms:
+                raise ArchiveError(f"unknown term {term_id!r}: it is not in the LMS's terms table")
+            year = terms[term_id].academic_year
+            table = sql_archive.year_table(cur, year) if year else None
+            if table is None or year is None:
+                continue
+            groups = sql_archive.archived_groups(cur, table, term_id, classes)
+            items += [RestoreItem(c, term_id, year, table, n) for c, n in groups]
+    return RestorePlan(items, using=using, terms=chosen)

@@ -1,0 +1,127 @@
+"""Retention of archived grades: drop whole academic years from the archive.
+
+Only archive tables (children of ``archived_activity_grades`` with the marker
+``activity_grades:archive``) are ever dropped; live partitions are never touched.
+Academic years compare as text (``"2022-2023" < "2023-2024"``), as with
+``archive_grades --before-academic-year``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from ..core.constants import ARCHIVE_MARKER, ARCHIVE_PARENT, LOGGER_NAME
+from ..core.exceptions import RetentionError
+from ..core.settings import app_settings
+from ..db import archive as sql_archive
+from ..db import catalog, ddl, lms
+from ..db.connection import cursor
+from .base import Plan, Progress, Result, Stopwatch, each, run_steps
+
+__all__ = [
+    "RetentionItem",
+    "RetentionPlan",
+    "RetentionResult",
+    "current_academic_year",
+    "plan",
+]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class RetentionItem:
+    academic_year: str
+    table_name: str
+    rows: int
+    bytes: int
+
+
+@dataclass
+class RetentionResult(Result):
+    dropped: list[str] = field(default_factory=list)
+    rows: int = 0
+    bytes_freed: int = 0
+
+
+@dataclass
+class RetentionPlan(Plan[RetentionItem, RetentionResult]):
+    keep_years: int = 0
+    current_year: str | None = None
+    oldest_kept: str | None = None  # years before this one are dropped
+
+    def apply(self, progress: Progress | None = None) -> RetentionResult:
+        """Drop every archive year of the plan, one transaction each.
+
+        Raises:
+            RetentionError: a table is not a marked child of the archive (nothing dropped).
+        """
+        clock = Stopwatch()
+        result = RetentionResult()
+        for item, rows in each(self.items, self._drop_one, progress):
+            result.dropped.append(item.table_name)
+            result.rows += rows
+            result.bytes_freed += item.bytes
+            logger.info(
+                "retention dropped %s (%s, %s rows)", item.table_name, item.academic_year, rows
+            )
+        result.seconds = clock.seconds
+        return result
+
+    def _drop_one(self, item: RetentionItem) -> int:
+        counted: list[int] = []
+
+        def drop(cur: Any) -> None:
+            if not sql_archive.is_marked_year_table(cur, item.table_name, ARCHIVE_MARKER):
+                raise RetentionError(
+                    f"refusing to drop {item.table_name}: not a marked child of {ARCHIVE_PARENT}"
+                )
+            counted.append(catalog.exact_count(cur, item.table_name))
+            ddl.drop_table(cur, item.table_name)
+            sql_archive.forget_year(cur, item.academic_year)
+
+        run_steps(self.using, app_settings.archive_lock_timeout, [drop])
+        return counted[0]
+
+
+def current_academic_year(now: datetime | None = None, using: str = "default") -> str | None:
+    """The academic year of the latest term that has started (the current one in term time)."""
+    now = now or timezone.now()
+    started = [t for t in lms.terms(using) if t.starts_at <= now and t.academic_year]
+    return started[-1].academic_year if started else None
+
+
+def plan(
+    years: int | None = None, now: datetime | None = None, using: str = "default"
+) -> RetentionPlan:
+    """Which archive years fall outside "keep ``years`` academic years" (current included).
+
+    Raises:
+        RetentionError: no policy (``years`` and RETENTION_YEARS unset), or fewer than 1.
+    """
+    keep = app_settings.RETENTION_YEARS if years is None else years
+    if keep is None:
+        raise RetentionError(
+            "no retention policy: set ACTIVITY_GRADES['RETENTION_YEARS'] or pass --years"
+        )
+    if int(keep) < 1:
+        raise RetentionError(f"retention must keep at least 1 academic year, not {keep!r}")
+    keep = int(keep)
+    current = current_academic_year(now, using)
+    if current is None:
+        return RetentionPlan([], using=using, keep_years=keep)
+    known = sorted({t.academic_year for t in lms.terms(using) if t.academic_year})
+    up_to_current = [y for y in known if y <= current]
+    oldest_kept = up_to_current[max(0, len(up_to_current) - keep)]
+    items: list[RetentionItem] = []
+    with cursor(using) as cur:
+        for year, table, size in sql_archive.year_tables_before(using, oldest_kept):
+            items.append(RetentionItem(year, table, catalog.exact_count(cur, table), size))
+    return RetentionPlan(
+        items, using=using, keep_years=keep, current_year=current, oldest_kept=oldest_kept
+    )

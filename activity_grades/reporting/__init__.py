@@ -1,0 +1,1 @@
+"""Reporting: one model of partition statistics for the command, the admin and the metrics."""

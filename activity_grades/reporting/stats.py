@@ -1,0 +1,184 @@
+"""Partition statistics: one model for ``partition_report``, the admin and the metrics.
+
+``overview()`` reads every registered partition's sizes, estimates and activity from the
+catalog in one query (cheap at any scale); ``exact=True`` replaces the estimates with
+``count(*)`` of each live partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError, transaction
+
+from ..core.constants import Status
+from ..db import catalog
+from ..db.connection import cursor
+
+__all__ = [
+    "Overview",
+    "PartitionStats",
+    "QueryStats",
+    "StatementStats",
+    "TermTotal",
+    "overview",
+    "slow_statements",
+]
+
+
+@dataclass
+class PartitionStats:
+    """Catalog figures of one registered partition (estimates unless ``exact``)."""
+
+    id: int
+    class_id: str
+    term_id: str | None
+    table_name: str
+    parent_table: str
+    status: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    academic_year: str | None
+    present: bool  # the table exists in the database
+    rows: int  # estimated live rows (pg_class.reltuples / live tuples), exact with exact=True
+    table_bytes: int  # heap + free space map + visibility map, without TOAST
+    index_bytes: int
+    toast_bytes: int  # TOAST table and its index
+    total_bytes: int
+    dead_rows: int
+    seq_scan: int
+    seq_tup_read: int
+    idx_scan: int
+    idx_tup_fetch: int
+    inserted: int
+    updated: int
+    deleted: int
+    last_vacuum: datetime | None  # latest of manual and auto vacuum
+    last_analyze: datetime | None  # latest of manual and auto analyze
+    last_vacuum_auto: bool
+    last_analyze_auto: bool
+    share: float = 0.0  # of the total bytes of every partition, 0..1
+    exact: bool = False  # rows counted with count(*)
+
+    @property
+    def kind(self) -> str:
+        return "class" if self.term_id is None else "term"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("starts_at", "ends_at", "last_vacuum", "last_analyze"):
+            value = out[key]
+            out[key] = value.isoformat() if value is not None else None
+        out["kind"] = self.kind
+        return out
+
+
+@dataclass
+class TermTotal:
+    term_id: str | None  # None: the class tables (rows outside every term)
+    partitions: int
+    rows: int
+    total_bytes: int
+    share: float = 0.0
+
+
+@dataclass
+class Overview:
+    """Every partition plus the totals the report, the admin page and the metrics show."""
+
+    partitions: list[PartitionStats]
+    rows_in_parent: int
+
+    @property
+    def total_rows(self) -> int:
+        return sum(p.rows for p in self.partitions)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.total_bytes for p in self.partitions)
+
+    @property
+    def largest(self) -> PartitionStats | None:
+        return max(self.partitions, key=lambda p: p.total_bytes, default=None)
+
+    @property
+    def rows_in_class_tables(self) -> int:
+        """Estimated rows sitting in class tables (created outside every term)."""
+        return sum(p.rows for p in self.partitions if p.term_id is None)
+
+    def by_status(self) -> dict[str, int]:
+        """Partitions per registry status (every status present, 0 included)."""
+        counts = {s.value: 0 for s in Status}
+        for p in self.partitions:
+            counts[p.status] = counts.get(p.status, 0) + 1
+        return counts
+
+    def by_term(self) -> list[TermTotal]:
+        totals: dict[str | None, TermTotal] = {}
+        order: dict[str | None, object] = {}
+        for p in self.partitions:
+            t = totals.setdefault(p.term_id, TermTotal(p.term_id, 0, 0, 0))
+            t.partitions += 1
+            t.rows += p.rows
+            t.total_bytes += p.total_bytes
+            if p.starts_at is not None:
+                order.setdefault(p.term_id, p.starts_at)
+        out = sorted(
+            totals.values(),
+            key=lambda t: (t.term_id is not None, str(order.get(t.term_id, "")), t.term_id or ""),
+        )
+        biggest = max((t.total_bytes for t in out), default=0)
+        for t in out:
+            t.share = t.total_bytes / biggest if biggest else 0.0
+        return out
+
+
+def overview(exact: bool = False, using: str = "default") -> Overview:
+    """Every registered partition with sizes, estimates and activity.
+
+    Args:
+        exact: count rows with ``count(*)`` on each live table (reads every partition).
+    """
+    parts = [PartitionStats(**row) for row in catalog.partition_stats(using)]
+    with cursor(using) as cur:
+        if exact:
+            for part in parts:
+                if part.status == Status.LIVE and part.present:
+                    part.rows, part.exact = catalog.exact_count(cur, part.table_name), True
+        in_parent = catalog.rows_in_parent(cur)
+    total = sum(p.total_bytes for p in parts)
+    for p in parts:
+        p.share = p.total_bytes / total if total else 0.0
+    return Overview(parts, in_parent)
+
+
+@dataclass
+class StatementStats:
+    query: str
+    calls: int
+    total_ms: float
+    mean_ms: float
+    rows: int
+
+
+@dataclass
+class QueryStats:
+    """The slowest statements touching activity_grades, when pg_stat_statements is usable."""
+
+    available: bool
+    reason: str  # why not, when not available
+    statements: list[StatementStats]
+
+
+def slow_statements(limit: int = 10, using: str = "default") -> QueryStats:
+    """Read pg_stat_statements if the extension is installed and loaded."""
+    if not catalog.has_extension(using, "pg_stat_statements"):
+        return QueryStats(False, "the pg_stat_statements extension is not installed", [])
+    try:
+        with transaction.atomic(using=using):
+            found = catalog.slow_statements(using, limit)
+    except DatabaseError as exc:  # not in shared_preload_libraries, no privilege
+        return QueryStats(False, str(exc).strip().splitlines()[0], [])
+    return QueryStats(True, "", [StatementStats(*row) for row in found])
