@@ -1,4 +1,4 @@
-"""`activity_grades` is pip-installable on its own, with its migrations and templates."""
+"""`activity_grades` is pip-installable on its own, with its migrations, SQL and templates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "activity_grades"
 
 
-def test_the_wheel_ships_the_app_with_its_migrations_and_templates(tmp_path):
+def test_the_wheel_ships_the_app_with_its_migrations_sql_and_templates(tmp_path):
     # Built from a copy: setuptools reuses an in-tree build/ directory, which would
     # hide a packaging setting that no longer includes something.
     src = tmp_path / "src"
@@ -29,10 +29,22 @@ def test_the_wheel_ships_the_app_with_its_migrations_and_templates(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     needed = [
         p.relative_to(ROOT).as_posix()
-        for p in [*APP.glob("migrations/*.py"), *(APP / "templates").rglob("*.html")]
+        for p in [
+            *APP.glob("migrations/*.py"),
+            *(APP / "templates").rglob("*.html"),
+            *(APP / "sql").rglob("*.sql"),
+            APP / "sql" / "MANIFEST.sha256",
+            APP / "sql" / "README.md",
+        ]
     ]
     assert len(needed) > 5
     assert set(needed) <= names, sorted(set(needed) - names)
+    # The SQL the migrations load, every released version included.
+    assert "activity_grades/sql/__init__.py" in names
+    assert "activity_grades/sql/functions/activity_grades_route/v1.sql" in names
+    assert "activity_grades/sql/schema/0001_tables.sql" in names
+    shipped_sql = [n for n in names if n.startswith("activity_grades/sql/") and n.endswith(".sql")]
+    assert len(shipped_sql) > 20
     assert "activity_grades/management/commands/create_partitions.py" in names
     # The app alone: not the demo project, the tests or the benchmarks.
     assert not [n for n in names if n.split("/")[0] in {"gradeproject", "tests", "bench"}]

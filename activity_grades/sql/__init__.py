@@ -1,0 +1,111 @@
+"""The app's SQL, one file per released version, and what migrations load it with.
+
+Layout, naming and the release rule: README.md in this folder. Migrations import this
+module only (never models or other live code), so it depends on nothing but the
+standard library and ``django.db.migrations``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from django.db import migrations
+
+__all__ = [
+    "MANIFEST",
+    "SQL_DIR",
+    "function",
+    "manifest_text",
+    "read",
+    "read_manifest",
+    "run_sql_files",
+    "sql_files",
+    "write_manifest",
+]
+
+SQL_DIR: Path = Path(__file__).resolve().parent
+"""This folder; every path the loader takes is relative to it, with ``/`` separators."""
+
+MANIFEST: Path = SQL_DIR / "MANIFEST.sha256"
+"""``sha256sum`` format: ``<hex digest>  <relative path>``, one released file a line."""
+
+
+def function(name: str, version: int) -> str:
+    """Relative path of version ``version`` of the PL/pgSQL function ``name``.
+
+    >>> function("activity_grades_route", 2)
+    'functions/activity_grades_route/v2.sql'
+    """
+    if version < 1:
+        raise ValueError(f"versions start at 1, not {version}")
+    return f"functions/{name}/v{version}.sql"
+
+
+def _path(relative: str) -> Path:
+    parts = PurePosixPath(relative).parts
+    if not relative.endswith(".sql") or PurePosixPath(relative).is_absolute() or ".." in parts:
+        raise ValueError(f"not a relative path to an .sql file of {SQL_DIR}: {relative!r}")
+    return SQL_DIR.joinpath(*parts)
+
+
+def read(*relative_paths: str) -> str:
+    """The text of the given .sql files, concatenated in the order given.
+
+    A missing file raises ``FileNotFoundError`` when the migration is imported, not
+    halfway through ``migrate``.
+    """
+    if not relative_paths:
+        raise ValueError("read() needs at least one file")
+    return "\n".join(_path(p).read_text(encoding="utf-8") for p in relative_paths)
+
+
+def run_sql_files(
+    forward: Sequence[str], reverse: Sequence[str] | None = None
+) -> migrations.RunSQL:
+    """A ``RunSQL`` operation running the ``forward`` files, and ``reverse`` ones backwards.
+
+    The files of each list are concatenated into one script, exactly like the SQL
+    strings migrations used to hold. ``reverse=None`` makes the operation irreversible.
+    """
+    return migrations.RunSQL(read(*forward), read(*reverse) if reverse is not None else None)
+
+
+def sql_files() -> list[str]:
+    """Relative paths of every .sql file in this folder, sorted."""
+    return sorted(p.relative_to(SQL_DIR).as_posix() for p in SQL_DIR.rglob("*.sql"))
+
+
+def manifest_text() -> str:
+    """The MANIFEST that matches the files on disk now."""
+    lines = []
+    for relative in sql_files():
+        digest = hashlib.sha256(_path(relative).read_bytes()).hexdigest()
+        lines.append(f"{digest}  {relative}\n")
+    return "".join(lines)
+
+
+def read_manifest(text: str | None = None) -> dict[str, str]:
+    """``{relative path: sha256 hex digest}`` of MANIFEST (or of ``text``)."""
+    if text is None:
+        text = MANIFEST.read_text(encoding="utf-8")
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, relative = line.split("  ", 1)
+            entries[relative] = digest
+    return entries
+
+
+def write_manifest() -> list[str]:
+    """Rewrite MANIFEST from the files on disk.
+
+    Returns the released files whose digest changed or that disappeared: each one
+    breaks the rule that a released file is never edited, so the caller reports them.
+    """
+    old = read_manifest() if MANIFEST.exists() else {}
+    text = manifest_text()
+    new = read_manifest(text)
+    MANIFEST.write_text(text, encoding="utf-8")
+    return sorted(p for p, digest in old.items() if new.get(p) != digest)

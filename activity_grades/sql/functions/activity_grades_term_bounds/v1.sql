@@ -1,0 +1,10 @@
+-- activity_grades_term_bounds v1, installed by migration 0001_initial.
+-- STUB. After every migrate the app's post_migrate handler replaces it with the
+-- version generated from ACTIVITY_GRADES settings; this one only makes a
+-- half-installed database fail loudly.
+CREATE OR REPLACE FUNCTION activity_grades_term_bounds(
+    p_term_id text, OUT starts_at timestamptz, OUT ends_at timestamptz, OUT academic_year text
+) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RAISE EXCEPTION 'activity_grades lookups are not installed: run manage.py migrate';
+END $$;
