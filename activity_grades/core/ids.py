@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 
+__all__ = ["new_grade_id"]
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
