@@ -19,21 +19,21 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.utils import ProgrammingError
 from django.utils import timezone
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .core.constants import LOGGER_NAME
 from .core.exceptions import GradeConflict, ReadOnlyError, UnknownActivity, UnknownColumn
 from .core.ids import new_grade_id
-from .db import ddl, lms, registry
+from .db import ddl, leaves, lms, registry
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
 
@@ -51,7 +51,8 @@ logger = logging.getLogger(LOGGER_NAME)
 UNION_CHUNK = 100
 UPSERT_ATTEMPTS = 5
 
-COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_fields)
+# Every concrete field has a column; the test only tells the type checker so.
+COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_fields if f.column)
 _COLUMN_SET = frozenset(COLUMNS)
 _JSON = {"content", "attachments"}
 _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
@@ -158,16 +159,8 @@ class ActivityGradeService:
             raise UnknownActivity(f"activity {activity_id!r} does not exist or has no class")
         values["class_id"], values["term_id"] = class_id, term_id
         table = self.table_for(class_id, term_id, create=True)
-        columns = list(values)
-        query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-            sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-        )
-        with self.connection.cursor() as cursor:
-            cursor.execute(query.as_string(cursor.connection), [values[c] for c in columns])
-            row = cursor.fetchone()
+        assert table is not None  # create=True
+        row = leaves.insert(self.using, table, values, COLUMNS)
         return self._instance(row)
 
     def record_many(self, rows: Iterable[Mapping[str, Any]]) -> IngestResult:
@@ -203,20 +196,11 @@ class ActivityGradeService:
                         created.append(table)
                 tables[(class_id, term_id)] = table
             with self.connection.cursor() as cursor:
-                raw = cursor.cursor
                 for key, group in groups.items():
-                    self._copy(raw, tables[key], group)
+                    values = ([r.get(c) for c in COLUMNS] for r in group)
+                    leaves.copy_rows(cursor, tables[key], COLUMNS, values)
                     per_table[tables[key]] = len(group)
         return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
-
-    @staticmethod
-    def _copy(raw_cursor: Any, table: str, group: list[dict[str, Any]]) -> None:
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        )
-        with raw_cursor.copy(statement) as copy:
-            for r in group:
-                copy.write_row([r.get(c) for c in COLUMNS])
 
     def upsert(
         self, activity_id: str, student_id: str, **fields: Any
@@ -244,34 +228,19 @@ class ActivityGradeService:
     def _update_existing(
         self, activity_id: str, student_id: str, fields: dict[str, Any]
     ) -> ActivityGrade | None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, class_id, term_id FROM activity_grades_key "
-                "WHERE student_id = %s AND activity_id = %s FOR UPDATE",
-                [student_id, activity_id],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        key = leaves.key_of(self.using, activity_id, student_id)
+        if key is None:
             return None
-        grade_id, class_id, term_id = row
+        grade_id, class_id, term_id = key
         values = self._complete(dict(fields, updated_at=timezone.now()))
-        for key in ("id", "created_at", "is_archived", "is_committed"):
-            if key not in fields:
-                values.pop(key)
+        for column in ("id", "created_at", "is_archived", "is_committed"):
+            if column not in fields:
+                values.pop(column)
         table = self.table_for(class_id, term_id)
         if table is None:
             raise GradeConflict(f"grade {grade_id} is in a partition that is not live")
-        query = sql.SQL("UPDATE {} SET {} WHERE id = %s RETURNING {}").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(c)) for c in values if c != "id"
-            ),
-            sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-        )
-        params = [v for c, v in values.items() if c != "id"] + [grade_id]
-        with self.connection.cursor() as cursor:
-            cursor.execute(query.as_string(cursor.connection), params)
-            updated = cursor.fetchone()
+        changes = {c: v for c, v in values.items() if c != "id"}
+        updated = leaves.update(self.using, table, grade_id, changes, COLUMNS)
         if updated is None:  # moved to another partition by activity_grades_move()
             return self.get(grade_id)
         return self._instance(updated)
@@ -281,24 +250,11 @@ class ActivityGradeService:
     def _instance(self, row: Sequence[Any]) -> ActivityGrade:
         return ActivityGrade.from_db(self.using, list(COLUMNS), _decode(row))
 
-    def _select(
-        self, table: str, where: str, params: Sequence[Any], *, only: bool = False, order: str = ""
-    ) -> list[ActivityGrade]:
-        query = sql.SQL("SELECT {} FROM {}{} WHERE {}{}").format(
-            sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
-            sql.SQL("ONLY ") if only else sql.SQL(""),
-            sql.Identifier(table),
-            sql.SQL(where),
-            sql.SQL(order),
-        )
-        return self._fetch(query, params)
-
-    def _fetch(self, query: sql.Composable, params: Sequence[Any]) -> list[ActivityGrade]:
+    def _read(self, read: Callable[[], list[leaves.Row]]) -> list[ActivityGrade]:
+        """Run a read; a table dropped since its name was cached is forgotten and read again."""
         for attempt in (1, 2):
             try:
-                with self.connection.cursor() as cursor:
-                    cursor.execute(query.as_string(cursor.connection), params)
-                    return [self._instance(r) for r in cursor.fetchall()]
+                return [self._instance(r) for r in read()]
             except ProgrammingError:
                 # A cached partition may have been dropped (archived): forget the
                 # cache; outside a transaction the caller's read is retried once.
@@ -307,12 +263,26 @@ class ActivityGradeService:
                     raise
         return []
 
+    def _select(
+        self,
+        table: str,
+        where: dict[str, Any] | None = None,
+        *,
+        only: bool = False,
+        order_by: Sequence[str] = (),
+    ) -> list[ActivityGrade]:
+        return self._read(
+            lambda: leaves.select(
+                self.using, table, COLUMNS, where=where, only=only, order_by=order_by
+            )
+        )
+
     def gradebook(self, class_id: str, term_id: str) -> list[ActivityGrade]:
         """Every grade of one class in one term, from the leaf only."""
         table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
-        return self._select(table, "true", [], order=" ORDER BY student_id, activity_id")
+        return self._select(table, order_by=("student_id", "activity_id"))
 
     def student_grades_in_class(
         self, student_id: str, class_id: str, term_id: str | None = None
@@ -321,7 +291,7 @@ class ActivityGradeService:
         table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
-        return self._select(table, "student_id = %s", [student_id], order=" ORDER BY activity_id")
+        return self._select(table, {"student_id": student_id}, order_by=("activity_id",))
 
     def activity_grades(self, activity_id: str) -> list[ActivityGrade]:
         """Every grade of one activity: reads its class table (all terms), not the parent."""
@@ -329,27 +299,21 @@ class ActivityGradeService:
         table = registry.partition_table(class_id, None, self.using) if class_id else None
         if table is None:
             return []
-        return self._select(table, "activity_id = %s", [activity_id], order=" ORDER BY student_id")
+        return self._select(table, {"activity_id": activity_id}, order_by=("student_id",))
 
     def activity_stats(self, class_id: str, term_id: str | None = None) -> list[ActivityStats]:
         """Count, graded count and score min/avg/max per activity of a class (and term)."""
         table = registry.partition_table(class_id, term_id, self.using)
         if table is None:
             return []
-        query = sql.SQL(
-            "SELECT activity_id, count(*), count(graded_at), avg(score), min(score), max(score) "
-            "FROM {} GROUP BY activity_id ORDER BY activity_id"
-        ).format(sql.Identifier(table))
-        with self.connection.cursor() as cursor:
-            cursor.execute(query.as_string(cursor.connection))
-            return [ActivityStats(*row) for row in cursor.fetchall()]
+        return [ActivityStats(*row) for row in leaves.activity_stats(self.using, table)]
 
     def get(self, grade_id: str) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
         table = registry.table_of_grade(grade_id, self.using)
         if table is None:
             return None
-        found = self._select(table, "id = %s", [grade_id], only=True)
+        found = self._select(table, {"id": grade_id}, only=True)
         return found[0] if found else None
 
     def student_record(self, student_id: str) -> list[ActivityGrade]:
@@ -360,17 +324,12 @@ class ActivityGradeService:
         cost follows the student's partitions, not the size of the tree.
         """
         tables = registry.tables_of_student(student_id, self.using)
-        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         out: list[ActivityGrade] = []
         for i in range(0, len(tables), UNION_CHUNK):
             chunk = tables[i : i + UNION_CHUNK]
-            query = sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT {} FROM ONLY {} WHERE student_id = %s").format(
-                    columns, sql.Identifier(t)
-                )
-                for t in chunk
+            out += self._read(
+                partial(leaves.select_student, self.using, chunk, COLUMNS, student_id)
             )
-            out.extend(self._fetch(query, [student_id] * len(chunk)))
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
 

@@ -234,6 +234,13 @@ def _locks_and_plan(query: sql.Composable, params) -> tuple[int, float, float]:
     return locks, plan["Planning Time"], plan["Execution Time"]
 
 
+def _fetch(svc: ActivityGradeService, query: sql.Composable, params: list) -> list:
+    """Run a baseline query and build model instances the way the service does."""
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(cursor.connection), params)
+        return [svc._instance(r) for r in cursor.fetchall()]
+
+
 def _select(table: str, where: str, order: str = "") -> sql.Composable:
     return sql.SQL("SELECT {} FROM {} WHERE {}{}").format(
         sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
@@ -249,7 +256,7 @@ def point_queries(points, repeat: int, leaves: int, with_native=True) -> list[Re
         partition_table(c, t)  # warm the table-name cache, as a running app has it
     targets: dict[str, tuple[Callable, Callable]] = {
         "unpartitioned": (
-            lambda s, c, t: svc._fetch(_select(FLAT, WHERE_POINT, BY_ACTIVITY), [s, c, t]),
+            lambda s, c, t: _fetch(svc, _select(FLAT, WHERE_POINT, BY_ACTIVITY), [s, c, t]),
             lambda s, c, t: (_select(FLAT, WHERE_POINT, BY_ACTIVITY), [s, c, t]),
         ),
         "app service": (
@@ -260,16 +267,16 @@ def point_queries(points, repeat: int, leaves: int, with_native=True) -> list[Re
             ),
         ),
         "app parent (plain ORM)": (
-            lambda s, c, t: svc._fetch(
-                _select("activity_grades", WHERE_POINT, BY_ACTIVITY), [s, c, t]
+            lambda s, c, t: _fetch(
+                svc, _select("activity_grades", WHERE_POINT, BY_ACTIVITY), [s, c, t]
             ),
             lambda s, c, t: (_select("activity_grades", WHERE_POINT, BY_ACTIVITY), [s, c, t]),
         ),
     }
     if with_native:
         targets["native"] = (
-            lambda s, c, t: svc._fetch(
-                _select("bench_native", WHERE_POINT, BY_ACTIVITY), [s, c, t]
+            lambda s, c, t: _fetch(
+                svc, _select("bench_native", WHERE_POINT, BY_ACTIVITY), [s, c, t]
             ),
             lambda s, c, t: (_select("bench_native", WHERE_POINT, BY_ACTIVITY), [s, c, t]),
         )
@@ -317,10 +324,10 @@ def student_records(students: list[str], repeat: int, leaves: int) -> list[Resul
     svc = ActivityGradeService()
     by_student = " ORDER BY created_at, id"
     targets = {
-        "unpartitioned": lambda s: svc._fetch(_select(FLAT, "student_id = %s", by_student), [s]),
+        "unpartitioned": lambda s: _fetch(svc, _select(FLAT, "student_id = %s", by_student), [s]),
         "app service": svc.student_record,
-        "app parent (plain ORM)": lambda s: svc._fetch(
-            _select("activity_grades", "student_id = %s", by_student), [s]
+        "app parent (plain ORM)": lambda s: _fetch(
+            svc, _select("activity_grades", "student_id = %s", by_student), [s]
         ),
     }
     case = f"student record @{leaves} leaves"
@@ -349,11 +356,11 @@ def gradebooks(pairs, repeat: int) -> list[Result]:
     where = "class_id = %s AND term_id = %s"
     order = " ORDER BY student_id, activity_id"
     targets = {
-        "unpartitioned": lambda c, t: svc._fetch(_select(FLAT, where, order), [c, t]),
+        "unpartitioned": lambda c, t: _fetch(svc, _select(FLAT, where, order), [c, t]),
         "app service": lambda c, t: svc.gradebook(c, t),
-        "native": lambda c, t: svc._fetch(_select("bench_native", where, order), [c, t]),
-        "app parent (plain ORM)": lambda c, t: svc._fetch(
-            _select("activity_grades", where, order), [c, t]
+        "native": lambda c, t: _fetch(svc, _select("bench_native", where, order), [c, t]),
+        "app parent (plain ORM)": lambda c, t: _fetch(
+            svc, _select("activity_grades", where, order), [c, t]
         ),
     }
     results = []

@@ -4,6 +4,8 @@
     python3 scripts/dev.py demo   # venv + deps, embedded PostgreSQL, migrate, demo data,
                                   # partitions, grades routed, partition report
     python3 scripts/dev.py test   # the whole test suite (extra args go to pytest)
+    python3 scripts/dev.py typecheck  # mypy + django-stubs over activity_grades/ (args go
+                                      # to mypy); needs no database
 
 Uses DATABASE_URL when it is set, otherwise starts an embedded PostgreSQL (pgserver)
 in .pgdata/ and reuses it on the next run.
@@ -22,11 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
+# The django-stubs plugin imports the demo settings, which only parse DATABASE_URL: a
+# dummy one keeps them from starting the embedded server. Nothing connects to it.
+TYPECHECK_DATABASE_URL = "postgresql://typecheck@localhost:5432/typecheck"
 
 
-def run(*cmd: str | Path) -> None:
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
     print("$", " ".join(str(c) for c in cmd), flush=True)
-    result = subprocess.run([str(c) for c in cmd], cwd=ROOT)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env)
     if result.returncode:
         sys.exit(result.returncode)
 
@@ -52,12 +57,22 @@ def demo() -> None:
     run(*manage, "partition_report", "--exact")
 
 
+def typecheck(args: list[str]) -> None:
+    """mypy with the settings of pyproject.toml ([tool.mypy], [tool.django-stubs])."""
+    probe = subprocess.run([str(PY), "-c", "import mypy, mypy_django_plugin"], cwd=ROOT)
+    if probe.returncode:
+        sys.exit("typecheck: mypy and django-stubs are not installed (they need Python 3.11+)")
+    run(PY, "-m", "mypy", *args, env={**os.environ, "DATABASE_URL": TYPECHECK_DATABASE_URL})
+
+
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "typecheck"}:
         sys.exit(__doc__)
     ensure_venv()
     if sys.argv[1] == "demo":
         demo()
+    elif sys.argv[1] == "typecheck":
+        typecheck(sys.argv[2:])
     else:
         run(PY, "-m", "pytest", *sys.argv[2:])
 

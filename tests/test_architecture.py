@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,28 @@ def test_every_error_the_app_raises_on_purpose_has_one_root():
     assert all(r.startswith(("activity_grades.db.", "activity_grades.admin.")) for r in raised), (
         raised
     )
+
+
+def test_only_the_database_layer_writes_sql():
+    statement = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|COPY|LOCK)\b")
+    found = []
+    for module, path in _modules().items():
+        if module.startswith("activity_grades.db."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany"):
+                found.append(f"{module}:{node.lineno} calls .{node.attr}()")
+            elif isinstance(node, ast.Attribute) and node.attr in ("SQL", "Identifier"):
+                found.append(f"{module}:{node.lineno} builds sql.{node.attr}")
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "RawSQL":
+                # An ORM expression whose text comes from the database layer is fine.
+                text = node.args[0] if node.args else None
+                if not (
+                    isinstance(text, ast.Attribute) and getattr(text.value, "id", "") == "catalog"
+                ):
+                    found.append(f"{module}:{node.lineno} writes RawSQL")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                # Hints that show a statement to type are text, not SQL the app runs.
+                if statement.match(node.value) and "%s" in node.value:
+                    found.append(f"{module}:{node.lineno} holds SQL text")
+    assert found == []

@@ -7,22 +7,37 @@ count is an estimate; a grade's change form reads the one table the key index na
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
+from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
 from ..core.settings import app_settings
 from ..db import catalog, registry
-from ..models import ActivityGrade, Partition
+from ..models import ActivityGrade, ActivityGradeQuerySet, Partition
 
 __all__ = ["ActivityGradeAdmin", "EstimatedCountPaginator"]
 
+if TYPE_CHECKING:  # generic in django-stubs only, not at run time
+    _Paginator = Paginator[ActivityGrade]
+    _ModelAdmin = admin.ModelAdmin[ActivityGrade]
+else:
+    _Paginator = Paginator
+    _ModelAdmin = admin.ModelAdmin
 
-class EstimatedCountPaginator(Paginator):
+# Set on a request whose grade list must stay empty (too many partitions to plan).
+_EMPTY_LIST = "_activity_grades_empty"
+
+
+class EstimatedCountPaginator(_Paginator):
     """Never counts the whole tree: an estimate without filters, a capped count with."""
 
     CAP = 10_000
+    object_list: QuerySet[ActivityGrade]  # the admin paginates its queryset
 
     @cached_property
     def count(self) -> int:
@@ -37,7 +52,9 @@ class RegistryFilter(admin.SimpleListFilter):
 
     field = ""
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         values = (
             Partition.objects.exclude(**{f"{self.field}__isnull": True})
             .order_by(self.field)
@@ -46,7 +63,7 @@ class RegistryFilter(admin.SimpleListFilter):
         )
         return [(v, v) for v in values]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value():
             return queryset.filter(**{self.field: self.value()})
         return queryset
@@ -59,10 +76,12 @@ class ClassFilter(RegistryFilter):
     parameter_name = "class"
     field = "class_id"
 
-    def queryset(self, request, queryset):
-        if not self.value():
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        class_id = self.value()
+        if not class_id:
             return queryset
-        return queryset.for_class(self.value(), request.GET.get("term") or None)
+        grades = cast("ActivityGradeQuerySet[ActivityGrade]", queryset)  # the admin's queryset
+        return grades.for_class(class_id, request.GET.get("term") or None)
 
 
 class TermFilter(RegistryFilter):
@@ -72,7 +91,7 @@ class TermFilter(RegistryFilter):
 
 
 @admin.register(ActivityGrade)
-class ActivityGradeAdmin(admin.ModelAdmin):
+class ActivityGradeAdmin(_ModelAdmin):
     list_display = ("id", "student_id", "activity_id", "score", "status", "created_at", "partition")
     list_filter = (ClassFilter, TermFilter)
     # Exact matches use the per-partition indexes on student_id and activity_id.
@@ -83,16 +102,14 @@ class ActivityGradeAdmin(admin.ModelAdmin):
     list_per_page = 50
     readonly_fields = ("id", "class_id", "term_id", "partition")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> ActivityGradeQuerySet[ActivityGrade]:
+        # The default manager's queryset (ActivityGradeQuerySet); the stubs say QuerySet.
+        base = cast("ActivityGradeQuerySet[ActivityGrade]", super().get_queryset(request))
         # tableoid names the child that holds each row: no registry lookup per row.
-        qs = (
-            super()
-            .get_queryset(request)
-            .annotate(_partition=RawSQL("activity_grades.tableoid::regclass::text", []))
-        )
-        return qs.none() if getattr(request, "_activity_grades_empty", False) else qs
+        qs = base.annotate(_partition=RawSQL(catalog.TABLE_OF_ROW, []))
+        return qs.none() if getattr(request, _EMPTY_LIST, False) else qs
 
-    def _parent_too_big(self, request) -> int:
+    def _parent_too_big(self, request: HttpRequest) -> int:
         """Partitions, when the unfiltered list would plan and lock too many of them."""
         limit = app_settings.ADMIN_PARENT_PARTITION_LIMIT
         if limit is None or request.GET.get("class"):
@@ -100,10 +117,12 @@ class ActivityGradeAdmin(admin.ModelAdmin):
         n = registry.live_count(self.model.objects.db)
         return n if n > limit else 0
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         too_many = self._parent_too_big(request)
         if too_many:
-            request._activity_grades_empty = True
+            setattr(request, _EMPTY_LIST, True)
             messages.warning(
                 request,
                 f"Choose a class: listing grades across all {too_many} partitions would plan "
@@ -111,7 +130,9 @@ class ActivityGradeAdmin(admin.ModelAdmin):
             )
         return super().changelist_view(request, extra_context)
 
-    def get_object(self, request, object_id, from_field=None):
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> ActivityGrade | None:
         # The key index says which partition holds the grade: read that table only.
         if from_field is None:
             table = registry.table_of_grade(object_id, self.model.objects.db)
@@ -121,5 +142,6 @@ class ActivityGradeAdmin(admin.ModelAdmin):
         return super().get_object(request, object_id, from_field)
 
     @admin.display(description="partition")
-    def partition(self, obj) -> str:
-        return getattr(obj, "_partition", None) or "-"
+    def partition(self, obj: ActivityGrade) -> str:
+        table: str | None = getattr(obj, "_partition", None)
+        return table or "-"

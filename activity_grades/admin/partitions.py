@@ -9,7 +9,7 @@ page showing the plan, calling the same operations as the commands.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -29,9 +29,14 @@ from .listing import COLUMNS, PER_PAGE, STATUSES, filter_partitions, sort_partit
 
 __all__ = ["PartitionAdmin"]
 
+if TYPE_CHECKING:  # generic in django-stubs only, not at run time
+    _ModelAdmin = admin.ModelAdmin[Partition]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
 
 @admin.register(Partition)
-class PartitionAdmin(admin.ModelAdmin):
+class PartitionAdmin(_ModelAdmin):
     """The partition dashboard; the registry itself is never edited here."""
 
     list_display = ("table_name", "class_id", "term_id", "status")
@@ -69,7 +74,7 @@ class PartitionAdmin(admin.ModelAdmin):
         shown = filter_partitions(ov.partitions, request.GET)
         shown, sort_key, desc = sort_partitions(shown, request.GET.get("o"))
         page = Paginator(shown, PER_PAGE).get_page(request.GET.get("p"))
-        params = {k: v for k, v in request.GET.items() if k != "p"}
+        params = {k: request.GET[k] for k in request.GET if k != "p"}  # last value, as items()
         chart_source = (
             stats.Overview(filter_partitions(ov.partitions, {"class": params["class"]}), 0)
             if params.get("class")
@@ -99,7 +104,9 @@ class PartitionAdmin(admin.ModelAdmin):
                 k: "?" + urlencode({kk: vv for kk, vv in params.items() if kk != k})
                 for k in ("class", "term", "status", "kind", "q")
             },
-            "page_urls": {n: "?" + urlencode({**params, "p": n}) for n in page.paginator.page_range}
+            "page_urls": {
+                n: "?" + urlencode({**params, "p": str(n)}) for n in page.paginator.page_range
+            }
             if page.paginator.num_pages <= 50
             else {},
             "class_ids": sorted({p.class_id for p in ov.partitions})[:500],

@@ -83,7 +83,8 @@ class Setting(Generic[T]):
     def __get__(self, obj: AppSettings | None, owner: type) -> T | Setting[T]:
         if obj is None:
             return self
-        return obj.raw().get(self.name, self.default)
+        value: T = obj.raw().get(self.name, self.default)
+        return value
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value`` for this setting, or None."""

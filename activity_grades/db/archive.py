@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import sql
 
 from ..core.constants import ARCHIVE_PARENT
-from .connection import execute, fetch_rows
+from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
     "Checksum",
@@ -46,7 +46,7 @@ def _checksum(cols: list[str], alias: str) -> sql.Composed:
     ).format(row)
 
 
-def _one(cur: Any) -> Checksum:
+def _one(cur: Cursor) -> Checksum:
     count, total = cur.fetchone()
     return count, total
 
@@ -58,7 +58,7 @@ def _columns(cols: list[str]) -> sql.Composable:
 # -- archive: leaf -> year table -------------------------------------------------
 
 
-def year_table(cur: Any, year: str) -> str | None:
+def year_table(cur: Cursor, year: str) -> str | None:
     """The archive table of an academic year, if it has one."""
     cur.execute(
         "SELECT table_name FROM activity_grades_archive_year WHERE academic_year = %s", [year]
@@ -67,7 +67,7 @@ def year_table(cur: Any, year: str) -> str | None:
     return row[0] if row else None
 
 
-def copy_leaf(cur: Any, leaf: str, target: str, cols: list[str], year: str) -> int:
+def copy_leaf(cur: Cursor, leaf: str, target: str, cols: list[str], year: str) -> int:
     """Insert every row of ``leaf`` into the year table ``target``; the rows inserted."""
     execute(
         cur,
@@ -79,12 +79,14 @@ def copy_leaf(cur: Any, leaf: str, target: str, cols: list[str], year: str) -> i
     return cur.rowcount
 
 
-def checksum_leaf(cur: Any, cols: list[str], leaf: str) -> Checksum:
+def checksum_leaf(cur: Cursor, cols: list[str], leaf: str) -> Checksum:
     execute(cur, _checksum(cols, "l") + sql.SQL(" FROM ONLY {} l").format(sql.Identifier(leaf)))
     return _one(cur)
 
 
-def checksum_archived_copy_of_leaf(cur: Any, cols: list[str], target: str, leaf: str) -> Checksum:
+def checksum_archived_copy_of_leaf(
+    cur: Cursor, cols: list[str], target: str, leaf: str
+) -> Checksum:
     """Checksum of the archived rows whose id is in ``leaf``."""
     execute(
         cur,
@@ -96,7 +98,7 @@ def checksum_archived_copy_of_leaf(cur: Any, cols: list[str], target: str, leaf:
     return _one(cur)
 
 
-def delete_keys_of(cur: Any, leaf: str) -> int:
+def delete_keys_of(cur: Cursor, leaf: str) -> int:
     """Remove the key-index rows of every grade in ``leaf`` (DROP fires no row triggers)."""
     execute(
         cur,
@@ -113,7 +115,7 @@ _GROUP = sql.SQL(" WHERE a.class_id = %s AND a.term_id = %s")
 
 
 def archived_groups(
-    cur: Any, table: str, term_id: str, class_ids: list[str]
+    cur: Cursor, table: str, term_id: str, class_ids: list[str]
 ) -> list[tuple[str, int]]:
     """(class, rows) archived in ``table`` for a term, of ``class_ids`` (all when empty)."""
     execute(
@@ -129,7 +131,7 @@ def archived_groups(
 
 
 def restore_rows(
-    cur: Any, leaf: str, source: str, cols: list[str], class_id: str, term_id: str
+    cur: Cursor, leaf: str, source: str, cols: list[str], class_id: str, term_id: str
 ) -> int:
     """Insert the archived rows of (class, term) into ``leaf``; the rows inserted."""
     execute(
@@ -148,7 +150,7 @@ def restore_rows(
 
 
 def checksum_archived(
-    cur: Any, cols: list[str], source: str, class_id: str, term_id: str
+    cur: Cursor, cols: list[str], source: str, class_id: str, term_id: str
 ) -> Checksum:
     execute(
         cur,
@@ -159,7 +161,7 @@ def checksum_archived(
 
 
 def checksum_restored(
-    cur: Any, cols: list[str], leaf: str, source: str, class_id: str, term_id: str
+    cur: Cursor, cols: list[str], leaf: str, source: str, class_id: str, term_id: str
 ) -> Checksum:
     """Checksum of the live rows of ``leaf`` whose id is archived for (class, term)."""
     execute(
@@ -175,7 +177,7 @@ def checksum_restored(
     return _one(cur)
 
 
-def delete_restored(cur: Any, source: str, class_id: str, term_id: str) -> int:
+def delete_restored(cur: Cursor, source: str, class_id: str, term_id: str) -> int:
     execute(
         cur,
         sql.SQL("DELETE FROM ONLY {} a").format(sql.Identifier(source)) + _GROUP,
@@ -199,7 +201,7 @@ def year_tables_before(using: str, year: str) -> list[tuple[str, str, int]]:
     )
 
 
-def is_marked_year_table(cur: Any, table: str, marker: str) -> bool:
+def is_marked_year_table(cur: Cursor, table: str, marker: str) -> bool:
     """Whether ``table`` carries ``marker`` and is a partition of the archive's parent."""
     cur.execute(
         "SELECT obj_description(c.oid, 'pg_class') = %s "
@@ -212,5 +214,5 @@ def is_marked_year_table(cur: Any, table: str, marker: str) -> bool:
     return bool(row and row[0])
 
 
-def forget_year(cur: Any, year: str) -> None:
+def forget_year(cur: Cursor, year: str) -> None:
     cur.execute("DELETE FROM activity_grades_archive_year WHERE academic_year = %s", [year])

@@ -12,10 +12,11 @@ from typing import Any
 from psycopg import sql
 
 from ..core.constants import PARENT, PARENT_CHECK, ROUTE_TRIGGER, Status
-from .connection import execute, fetch_dicts, fetch_rows, fetch_value
+from .connection import Cursor, execute, fetch_dicts, fetch_rows, fetch_value
 
 __all__ = [
     "ROW_ESTIMATE",
+    "TABLE_OF_ROW",
     "analyze",
     "columns_of",
     "parent_oid",
@@ -41,17 +42,21 @@ __all__ = [
 # larger so a new partition does not show 0 until it is analyzed.
 ROW_ESTIMATE = sql.SQL("greatest(coalesce(s.n_live_tup, 0), coalesce(c.reltuples::bigint, 0), 0)")
 
+# The table that holds each row of a query on the parent (aliased as the parent).
+TABLE_OF_ROW = "activity_grades.tableoid::regclass::text"
+
 # (columns, unique, primary, access method) of one index.
 IndexSignature = tuple[tuple[str, ...], bool, bool, str]
 
 
-def marker_of(cur: Any, table: str) -> str | None:
+def marker_of(cur: Cursor, table: str) -> str | None:
     """The ownership comment of a table (None: no comment or no table)."""
     cur.execute("SELECT obj_description(to_regclass(quote_ident(%s)), 'pg_class')", [table])
-    return cur.fetchone()[0]
+    marker: str | None = cur.fetchone()[0]
+    return marker
 
 
-def grade_columns(cur: Any) -> list[str]:
+def grade_columns(cur: Cursor) -> list[str]:
     """The columns of ``activity_grades`` in table order (the archive has them all)."""
     cur.execute(
         "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
@@ -61,13 +66,13 @@ def grade_columns(cur: Any) -> list[str]:
     return [r[0] for r in cur.fetchall()]
 
 
-def exact_count(cur: Any, table: str) -> int:
+def exact_count(cur: Cursor, table: str) -> int:
     """``count(*)`` of the table itself (``ONLY``: not its children)."""
     execute(cur, sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(table)))
     return int(cur.fetchone()[0])
 
 
-def rows_in_parent(cur: Any) -> int:
+def rows_in_parent(cur: Cursor) -> int:
     """Rows stored in the parent itself: always 0 unless something bypassed the trigger."""
     return exact_count(cur, PARENT)
 
@@ -82,7 +87,7 @@ def estimated_live_rows(using: str = "default") -> int:
     return int(fetch_value(using, query, [Status.LIVE.value]))
 
 
-def route_trigger_state(cur: Any) -> str | None:
+def route_trigger_state(cur: Cursor) -> str | None:
     """``pg_trigger.tgenabled`` of the routing trigger on the parent (None: missing)."""
     cur.execute(
         "SELECT tgenabled FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND tgname = %s",
@@ -92,7 +97,7 @@ def route_trigger_state(cur: Any) -> str | None:
     return row[0] if row else None
 
 
-def has_parent_check(cur: Any) -> bool:
+def has_parent_check(cur: Cursor) -> bool:
     """Whether the parent has its ``CHECK (false) NO INHERIT``."""
     cur.execute(
         "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s "
@@ -102,9 +107,10 @@ def has_parent_check(cur: Any) -> bool:
     return cur.fetchone() is not None
 
 
-def constraint_exclusion(cur: Any) -> str:
+def constraint_exclusion(cur: Cursor) -> str:
     cur.execute("SELECT current_setting('constraint_exclusion')")
-    return cur.fetchone()[0]
+    value: str = cur.fetchone()[0]
+    return value
 
 
 _TREE_SQL = """
@@ -119,7 +125,7 @@ SELECT t.relid, c.relname, obj_description(t.relid, 'pg_class'), t.depth
 """
 
 
-def tree(cur: Any) -> list[tuple[int, str, str | None, int]]:
+def tree(cur: Cursor) -> list[tuple[int, str, str | None, int]]:
     """(oid, name, comment, depth) of every table that inherits from the parent."""
     cur.execute(_TREE_SQL, [PARENT])
     return cur.fetchall()
@@ -138,7 +144,7 @@ SELECT x.indrelid::regclass::text AS tbl, ic.relname, x.indisunique, x.indisprim
 """
 
 
-def index_signatures(cur: Any, oids: list[int]) -> list[tuple[str, str, IndexSignature, bool]]:
+def index_signatures(cur: Cursor, oids: list[int]) -> list[tuple[str, str, IndexSignature, bool]]:
     """(table, index name, signature, is expression/partial) of every index of ``oids``."""
     cur.execute(_INDEX_SQL, [oids])
     return [
@@ -147,9 +153,10 @@ def index_signatures(cur: Any, oids: list[int]) -> list[tuple[str, str, IndexSig
     ]
 
 
-def parent_oid(cur: Any) -> int:
+def parent_oid(cur: Cursor) -> int:
     cur.execute("SELECT to_regclass(%s)::oid", [PARENT])
-    return cur.fetchone()[0]
+    oid: int = cur.fetchone()[0]
+    return oid
 
 
 _NAMES_SQL = {
@@ -160,7 +167,7 @@ _NAMES_SQL = {
 }
 
 
-def names_by_table(cur: Any, kind: str, oids: list[int]) -> dict[int, set[str]]:
+def names_by_table(cur: Cursor, kind: str, oids: list[int]) -> dict[int, set[str]]:
     """CHECK constraint (``kind="constraints"``) or enabled trigger names per table oid."""
     cur.execute(_NAMES_SQL[kind], [oids])
     have: dict[int, set[str]] = {}
@@ -185,7 +192,7 @@ def columns_of(using: str, table: str) -> dict[str, str] | None:
     return dict(found)
 
 
-def analyze(cur: Any, table: str) -> None:
+def analyze(cur: Cursor, table: str) -> None:
     execute(cur, sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import OperationalError, connections, transaction
 from psycopg import sql
@@ -12,6 +12,8 @@ from psycopg import sql
 from ..core.exceptions import LockTimeout
 
 __all__ = [
+    "Cursor",
+    "Params",
     "Query",
     "cursor",
     "execute",
@@ -22,20 +24,40 @@ __all__ = [
     "fetch_value",
     "lock_timeout_errors",
     "set_lock_timeout",
+    "sleep",
 ]
 
 Query = str | sql.Composable
 Params = Sequence[Any] | None
 
 
-def execute(cur: Any, query: Query, params: Params = None) -> None:
+class Cursor(Protocol):
+    """The part of a DB-API cursor the app uses (Django's ``CursorWrapper`` over psycopg).
+
+    ``fetchone()`` is a row tuple, or None when there is none, and ``description`` is None
+    after a statement that returns no rows; both are ``Any`` because callers that know a
+    row (or columns) come back use them directly.
+    """
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def description(self) -> Any: ...
+    @property
+    def connection(self) -> Any: ...
+    def execute(self, query: str, params: Params = None, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+def execute(cur: Cursor, query: Query, params: Params = None) -> None:
     """Execute on a Django cursor; a composed query is rendered on its connection."""
     text = query if isinstance(query, str) else query.as_string(cur.connection)
     cur.execute(text, params)
 
 
 @contextmanager
-def cursor(using: str) -> Iterator[Any]:
+def cursor(using: str) -> Iterator[Cursor]:
     with connections[using].cursor() as cur:
         yield cur
 
@@ -64,7 +86,7 @@ def fetch_value(using: str, query: Query, params: Params = None) -> Any:
     return rows[0][0] if rows else None
 
 
-def set_lock_timeout(cur: Any, timeout: str) -> None:
+def set_lock_timeout(cur: Cursor, timeout: str) -> None:
     """``lock_timeout`` to the end of the current transaction."""
     cur.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
 
@@ -81,6 +103,11 @@ def lock_timeout_errors(what: str, timeout: str) -> Iterator[None]:
             f"{what}: could not get a lock within the lock timeout ({timeout}); "
             "nothing of it changed, rerun later"
         ) from exc
+
+
+def sleep(cur: Any, seconds: float) -> None:
+    """Keep the server busy in this session for ``seconds`` (pg_sleep)."""
+    cur.execute("SELECT pg_sleep(%s)", [seconds])
 
 
 def atomic(using: str) -> transaction.Atomic:

@@ -9,14 +9,13 @@ module calls it and the naming functions, each in a short transaction with the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from psycopg import sql
 
 from ..core.constants import DETACHED_MARKER, PARTITION_TRIGGERS
 from ..core.settings import app_settings
 from .catalog import IndexSignature
-from .connection import atomic, cursor, execute, set_lock_timeout
+from .connection import Cursor, atomic, cursor, execute, set_lock_timeout
 
 __all__ = [
     "add_index",
@@ -42,21 +41,22 @@ def ensure_partition(
         return ensure_partition_in(cur, class_id, term_id)
 
 
-def ensure_partition_in(cur: Any, class_id: str, term_id: str | None) -> tuple[str, bool]:
+def ensure_partition_in(cur: Cursor, class_id: str, term_id: str | None) -> tuple[str, bool]:
     """``ensure_partition`` inside the caller's transaction."""
     cur.execute("SELECT * FROM activity_grades_ensure_partition(%s, %s)", [class_id, term_id])
     table, created = cur.fetchone()
     return table, created
 
 
-def partition_name(cur: Any, class_id: str, term_id: str | None) -> str:
+def partition_name(cur: Cursor, class_id: str, term_id: str | None) -> str:
     """The name a new partition of (class, term) would get."""
     cur.execute("SELECT activity_grades_partition_name(%s, %s)", [class_id, term_id])
-    return cur.fetchone()[0]
+    name: str = cur.fetchone()[0]
+    return name
 
 
 def partition_ddl(
-    cur: Any,
+    cur: Cursor,
     table: str,
     parent: str,
     class_id: str,
@@ -72,25 +72,26 @@ def partition_ddl(
     return [row[0] for row in cur.fetchall()]
 
 
-def ensure_archive_year(cur: Any, year: str) -> str:
+def ensure_archive_year(cur: Cursor, year: str) -> str:
     """The archive table of one academic year, created if missing (race-safe)."""
     cur.execute("SELECT table_name FROM activity_grades_archive_year(%s)", [year])
-    return cur.fetchone()[0]
+    table: str = cur.fetchone()[0]
+    return table
 
 
-def lock_table(cur: Any, table: str, mode: str) -> None:
+def lock_table(cur: Cursor, table: str, mode: str) -> None:
     """``LOCK TABLE ONLY`` in one of the modes the archive path uses."""
     if mode not in ("SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"):
         raise ValueError(f"unexpected lock mode {mode!r}")
     execute(cur, sql.SQL("LOCK TABLE ONLY {} IN " + mode + " MODE").format(sql.Identifier(table)))
 
 
-def drop_table(cur: Any, table: str) -> None:
+def drop_table(cur: Cursor, table: str) -> None:
     """DROP one table; callers check its ownership marker first."""
     execute(cur, sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
 
-def detach(cur: Any, table: str, parent: str) -> None:
+def detach(cur: Cursor, table: str, parent: str) -> None:
     """Take a leaf out of the tree, keep it as a read-only copy no longer the app's to drop."""
     leaf = sql.Identifier(table)
     execute(cur, sql.SQL("ALTER TABLE {} NO INHERIT {}").format(leaf, sql.Identifier(parent)))

@@ -18,13 +18,13 @@ when the set of leaves changed.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.constants import Status
 from ..core.settings import app_settings
+from .connection import Cursor
 
 __all__ = ["FUNCTION", "function_sql", "install"]
 
@@ -55,7 +55,7 @@ def function_sql(names: list[str]) -> sql.Composable:
     ).format(fn=sql.Identifier(FUNCTION), body=body)
 
 
-def _wanted(cursor: Any, limit: int) -> list[str]:
+def _wanted(cursor: Cursor, limit: int) -> list[str]:
     cursor.execute(
         "SELECT table_name FROM activity_grades_partition "
         "WHERE status = %s AND term_id IS NOT NULL "

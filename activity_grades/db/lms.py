@@ -14,13 +14,12 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.settings import app_settings
-from .connection import fetch_column, fetch_rows, fetch_value
+from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
     "Term",
@@ -36,7 +35,7 @@ __all__ = [
 ]
 
 
-def _column_type(cursor: Any, table: str, column: str) -> str:
+def _column_type(cursor: Cursor, table: str, column: str) -> str:
     """The SQL type of ``table.column`` so lookups compare without casting the column."""
     cursor.execute(
         "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
@@ -47,7 +46,7 @@ def _column_type(cursor: Any, table: str, column: str) -> str:
     return row[0] if row else "text"
 
 
-def lookup_functions_sql(cursor: Any) -> sql.Composed:
+def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
     """Build CREATE OR REPLACE statements for the lookup functions."""
     s = app_settings
     activities = sql.Identifier(s.ACTIVITIES_TABLE)
@@ -176,11 +175,13 @@ def class_ids(using: str = "default") -> list[str]:
 
 
 def class_of(activity_id: str, using: str = "default") -> str | None:
-    return fetch_value(using, "SELECT activity_grades_class_of(%s)", [activity_id])
+    class_id: str | None = fetch_value(using, "SELECT activity_grades_class_of(%s)", [activity_id])
+    return class_id
 
 
 def term_at(at: datetime, using: str = "default") -> str | None:
-    return fetch_value(using, "SELECT activity_grades_term_at(%s)", [at])
+    term_id: str | None = fetch_value(using, "SELECT activity_grades_term_at(%s)", [at])
+    return term_id
 
 
 def locate(activity_id: str, at: datetime, using: str = "default") -> tuple[str | None, str | None]:

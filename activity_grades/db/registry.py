@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from ..core.constants import Status
-from .connection import fetch_column, fetch_rows, fetch_value
+from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
     "CACHE_SECONDS",
@@ -78,7 +78,7 @@ def partition_table(
     if hit and hit[1] > now:
         return hit[0]
     query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
-    table = fetch_value(using, query.format(LIVE_TABLE), [class_id, term_id])
+    table: str | None = fetch_value(using, query.format(LIVE_TABLE), [class_id, term_id])
     if table is None:
         _cache.pop(key, None)
         return None
@@ -93,7 +93,8 @@ def table_of_grade(grade_id: str, using: str = "default") -> str | None:
     recreated under another name a moment ago is never missed.
     """
     query = sql.SQL("SELECT {} FROM activity_grades_key k WHERE k.id = %s").format(LIVE_TABLE)
-    return fetch_value(using, query, [grade_id])
+    table: str | None = fetch_value(using, query, [grade_id])
+    return table
 
 
 def tables_of_student(student_id: str, using: str = "default") -> list[str]:
@@ -115,7 +116,7 @@ def live_tables(using: str = "default") -> dict[tuple[str, str | None], str]:
     return {(c, t): name for c, t, name in found}
 
 
-def live_partitions(cur) -> list[tuple[int, str, str | None]]:
+def live_partitions(cur: Cursor) -> list[tuple[int, str, str | None]]:
     """(oid, table, term_id) of every live registered partition whose table exists."""
     cur.execute(
         "SELECT to_regclass(quote_ident(table_name))::oid, table_name, term_id "
@@ -139,7 +140,7 @@ def live_leaves(using: str, term_ids: list[str]) -> list[tuple[RegistryRow, int]
     return [(RegistryRow(*r[:7]), r[7]) for r in found]
 
 
-def lock_row(cur, registry_id: int) -> RegistryRow | None:
+def lock_row(cur: Cursor, registry_id: int) -> RegistryRow | None:
     """The registry row, locked FOR UPDATE to the end of the transaction."""
     cur.execute(
         "SELECT id, class_id, term_id, table_name, parent_table, academic_year, status "
@@ -150,7 +151,7 @@ def lock_row(cur, registry_id: int) -> RegistryRow | None:
     return RegistryRow(*row) if row else None
 
 
-def set_status(cur, registry_id: int, status: Status) -> None:
+def set_status(cur: Cursor, registry_id: int, status: Status) -> None:
     cur.execute(
         "UPDATE activity_grades_partition SET status = %s WHERE id = %s",
         [status.value, registry_id],

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from psycopg import sql
 
-from ..core.constants import MAINTENANCE_JOB
+from ..core.constants import MAINTENANCE_JOB, MAINTENANCE_LOCK_KEY
 from ..core.settings import app_settings
-from .connection import execute, fetch_value
+from .connection import Cursor, execute, fetch_value
 
-__all__ = ["LastSuccess", "last_success", "record"]
+__all__ = ["LastSuccess", "last_success", "record", "try_lock", "unlock"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class LastSuccess:
     finished_at: datetime | None  # None: no successful run recorded
 
 
-def record(cur: Any, column: str, error: str | None = None, summary: str | None = None) -> None:
+def record(cur: Cursor, column: str, error: str | None = None, summary: str | None = None) -> None:
     """Stamp ``column`` (started_at, finished_at or failed_at) of the job's row with now()."""
     if column not in ("started_at", "finished_at", "failed_at"):
         raise ValueError(f"not a run time column: {column!r}")
@@ -52,3 +51,12 @@ def last_success(using: str = "default") -> LastSuccess:
         return LastSuccess(False, None)
     query = sql.SQL("SELECT max(finished_at) FROM {}").format(sql.Identifier(name))
     return LastSuccess(True, fetch_value(using, query))
+
+
+def try_lock(using: str = "default") -> bool:
+    """Take the job's session advisory lock if it is free (one run at a time, any machine)."""
+    return bool(fetch_value(using, "SELECT pg_try_advisory_lock(%s)", [MAINTENANCE_LOCK_KEY]))
+
+
+def unlock(using: str = "default") -> None:
+    fetch_value(using, "SELECT pg_advisory_unlock(%s)", [MAINTENANCE_LOCK_KEY])

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
-from django.db.models import signals
+from django.db.models import Field, QuerySet, signals
 from django.db.models.sql import DeleteQuery, UpdateQuery
 
-from ..db import registry
-from ..db.connection import fetch_value
+from ..db import leaves, registry
 from .columns import GradeColumns
 from .querysets import ActivityGradeManager
 
@@ -47,18 +47,21 @@ class ActivityGrade(GradeColumns):
         if set(exclude or ()) & set(fields) or None in (self.activity_id, self.student_id):
             return
         using = router.db_for_write(type(self), instance=self)
-        taken = fetch_value(
-            using,
-            "SELECT 1 FROM activity_grades_key WHERE activity_id = %s AND student_id = %s "
-            "AND id IS DISTINCT FROM %s",
-            [self.activity_id, self.student_id, self.pk],
-        )
-        if taken:
+        if leaves.key_taken(using, self.activity_id, self.student_id, self.pk):
             raise ValidationError(self.unique_error_message(type(self), fields), code="unique")
 
+    # Django's private API; its stubs have Django 6's signature only (see `more` below).
+    # save() always passes a database alias.
     def _do_update(  # type: ignore[override]
-        self, base_qs, using, pk_val, values, update_fields, forced_update, *more
-    ):
+        self,
+        base_qs: QuerySet[ActivityGrade],
+        using: str,
+        pk_val: Any,
+        values: list[tuple[Field[Any, Any], type[models.Model] | None, Any]],
+        update_fields: Iterable[str] | None,
+        forced_update: bool,
+        *more: Any,
+    ) -> bool | list[Any]:
         # Django sends save()'s UPDATE to the parent, which plans and locks every child
         # (and runs out of lock memory at a few thousand partitions). The key index
         # names the one table that holds the grade; update that table only.
@@ -84,7 +87,9 @@ class ActivityGrade(GradeColumns):
         # Like save(): delete from the grade's own table, not through the parent.
         # Cascades (a model with a ForeignKey to grades) need Django's Collector.
         using = using or router.db_for_write(type(self), instance=self)
-        table = registry.table_of_grade(self.pk, using) if self._is_pk_set() else None
+        # _is_pk_set() (Django 5.2+, private) is not in django-stubs.
+        pk_set = self._is_pk_set()  # type: ignore[attr-defined]
+        table = registry.table_of_grade(self.pk, using) if pk_set else None
         if table is None or self._meta.related_objects:
             return super().delete(using=using, keep_parents=keep_parents)
         with transaction.atomic(using=using, savepoint=False):

@@ -19,6 +19,7 @@ signals have receivers, or another model has a ForeignKey to grades.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.db import models, transaction
 from django.db.models import signals
@@ -30,15 +31,23 @@ from ..db import registry
 
 __all__ = ["ActivityGradeManager", "ActivityGradeQuerySet"]
 
+# The model of the QuerySet (ActivityGrade; generic so this module need not import it).
+_M = TypeVar("_M", bound=models.Model, covariant=True)
+# The query class a write is compiled as (UpdateQuery or DeleteQuery).
+_Q = TypeVar("_Q", bound=Query)
 
-class ActivityGradeQuerySet(models.QuerySet):
-    def for_table(self, table_name: str) -> ActivityGradeQuerySet:
+
+class ActivityGradeQuerySet(models.QuerySet[_M]):
+    # Django's own (private) QuerySet state read below; the stubs do not declare it.
+    _fields: tuple[str, ...] | None
+
+    def for_table(self, table_name: str) -> ActivityGradeQuerySet[_M]:
         """Read from ``table_name`` (a partition from the registry) instead of the parent.
 
         The name is quoted as an identifier by Django; pass only names taken from
         ``activity_grades_partition.table_name``.
         """
-        qs = self._chain()
+        qs = self.all()  # QuerySet.all() is a plain _chain(): a copy to change
         alias = qs.query.get_initial_alias()
         query = qs.query
         old = query.alias_map[alias].table_name
@@ -48,7 +57,7 @@ class ActivityGradeQuerySet(models.QuerySet):
         query.table_map[table_name] = [alias]
         return qs
 
-    def for_class(self, class_id: str, term: str | None = None) -> ActivityGradeQuerySet:
+    def for_class(self, class_id: str, term: str | None = None) -> ActivityGradeQuerySet[_M]:
         """Grades of one class (every term) or of one (class, term) partition.
 
         Without ``term`` the class table is read; through inheritance it includes
@@ -63,7 +72,7 @@ class ActivityGradeQuerySet(models.QuerySet):
     def _reads_partition(self) -> bool:
         return self.partition_table_name() != self.model._meta.db_table
 
-    def update(self, **kwargs):
+    def update(self, **kwargs: Any) -> int:
         # On a partition QuerySet: UPDATE "<partition>" ..., planned on that table only.
         if self._reads_partition() and not self.query.is_sliced:
             return self._write_table(
@@ -71,9 +80,9 @@ class ActivityGradeQuerySet(models.QuerySet):
             )
         return super().update(**kwargs)
 
-    update.alters_data = True
+    update.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         # DELETE FROM "<partition>" ... when Django would not need the rows first: no
         # cascades to follow and nobody listening for delete signals.
         model = self.model
@@ -90,11 +99,11 @@ class ActivityGradeQuerySet(models.QuerySet):
             return count, {model._meta.label: count} if count else {}
         return super().delete()
 
-    delete.alters_data = True
-    delete.queryset_only = True
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
 
     def _write_table(
-        self, table_name: str, query_class, prepare: Callable[[Query], None] | None = None
+        self, table_name: str, query_class: type[_Q], prepare: Callable[[_Q], None] | None = None
     ) -> int:
         """Run this QuerySet as an UPDATE or DELETE of ``table_name`` itself.
 
@@ -103,10 +112,11 @@ class ActivityGradeQuerySet(models.QuerySet):
         ``DELETE FROM "<leaf>" WHERE ...``) and PostgreSQL plans that one table (and,
         for a class table, its term tables) instead of every child of the parent.
         """
-        query = self.query.chain(query_class)
+        # chain(klass) returns a copy whose class is klass; the stubs say only Query.
+        query = cast(_Q, self.query.chain(query_class))
         query.annotations = {}
         query.clear_ordering(force=True)
-        old = query.get_initial_alias()
+        old: str | None = query.get_initial_alias()
         query.change_aliases({old: table_name})
         query.alias_map[table_name] = BaseTable(table_name, table_name)
         query.table_map = {table_name: [table_name]}
@@ -115,7 +125,8 @@ class ActivityGradeQuerySet(models.QuerySet):
             prepare(query)  # after the rename: F() in new values resolve to the table
         self._result_cache = None
         with transaction.mark_for_rollback_on_error(using=self.db):
-            return query.get_compiler(self.db).execute_sql(ROW_COUNT)
+            rows: int = query.get_compiler(self.db).execute_sql(ROW_COUNT)
+            return rows
 
     def partition_table_name(self) -> str:
         """The table this QuerySet reads (the parent unless ``for_class`` was used)."""
@@ -123,5 +134,9 @@ class ActivityGradeQuerySet(models.QuerySet):
         return self.query.alias_map[alias].table_name
 
 
-class ActivityGradeManager(models.Manager.from_queryset(ActivityGradeQuerySet)):
+# A named base: the django-stubs plugin types from_queryset() only when it is assigned.
+_ManagerBase = models.Manager.from_queryset(ActivityGradeQuerySet)
+
+
+class ActivityGradeManager(_ManagerBase[_M]):
     """Default manager of ActivityGrade: adds ``for_class`` and ``for_table``."""

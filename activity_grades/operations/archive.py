@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.utils import timezone
 
@@ -22,7 +21,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, dispatch, lms, registry
-from ..db.connection import atomic, cursor, lock_timeout_errors, set_lock_timeout
+from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
 __all__ = ["ArchiveItem", "ArchivePlan", "ArchiveResult", "ensure_archive_year", "plan"]
@@ -109,7 +108,7 @@ class _LeafArchiver:
         self.copied = 0
         self.rows = 0
 
-    def lock(self, cur: Any) -> bool:
+    def lock(self, cur: Cursor) -> bool:
         item = self.item
         row = registry.lock_row(cur, item.registry_id)
         if row is None or row.table_name != item.table_name or row.status != Status.LIVE:
@@ -128,13 +127,13 @@ class _LeafArchiver:
         self.cols = catalog.grade_columns(cur)
         return True
 
-    def copy(self, cur: Any) -> None:
+    def copy(self, cur: Cursor) -> None:
         item = self.item
         self.copied = sql_archive.copy_leaf(
             cur, item.table_name, self.target, self.cols, item.academic_year
         )
 
-    def verify(self, cur: Any) -> None:
+    def verify(self, cur: Cursor) -> None:
         source = sql_archive.checksum_leaf(cur, self.cols, self.item.table_name)
         copy = sql_archive.checksum_archived_copy_of_leaf(
             cur, self.cols, self.target, self.item.table_name
@@ -146,7 +145,7 @@ class _LeafArchiver:
             )
         self.rows = source[0]
 
-    def keys(self, cur: Any) -> None:
+    def keys(self, cur: Cursor) -> None:
         removed = sql_archive.delete_keys_of(cur, self.item.table_name)
         if removed != self.rows:
             raise ArchiveError(
@@ -154,7 +153,7 @@ class _LeafArchiver:
                 f"{self.rows} rows; nothing was changed"
             )
 
-    def drop(self, cur: Any) -> None:
+    def drop(self, cur: Cursor) -> None:
         table = self.item.table_name
         ddl.lock_table(cur, table, "ACCESS EXCLUSIVE")
         if self.keep_detached:

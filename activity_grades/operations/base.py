@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ..db.connection import atomic, cursor, set_lock_timeout
+from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from . import faults
 
 __all__ = ["Plan", "Progress", "Result", "Stopwatch", "each", "run_steps"]
@@ -69,7 +69,9 @@ class Stopwatch:
         return time.monotonic() - self.started
 
 
-def run_steps(using: str, lock_timeout: str, steps: Sequence[Callable[[Any], bool | None]]) -> bool:
+def run_steps(
+    using: str, lock_timeout: str, steps: Sequence[Callable[[Cursor], bool | None]]
+) -> bool:
     """Run ``steps`` in one transaction with ``lock_timeout``; False if a step said stop.
 
     Each step gets the cursor; one that returns False ends the transaction early (and

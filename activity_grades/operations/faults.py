@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+
+from ..db.connection import Cursor, sleep
 
 __all__ = ["FAULT_ENV", "pause"]
 
 FAULT_ENV = "ACTIVITY_GRADES_ARCHIVE_FAULT_SLEEP"
 
 
-def pause(stage: str, cur: Any = None) -> None:
+def pause(stage: str, cur: Cursor | None = None) -> None:
     for part in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         name, _, seconds = part.partition("=")
         if name.strip() == stage:
             if cur is None:
                 time.sleep(float(seconds))
             else:
-                cur.execute("SELECT pg_sleep(%s)", [float(seconds)])
+                sleep(cur, float(seconds))

@@ -17,10 +17,10 @@ from typing import Any
 from django.db import DatabaseError
 from django.utils import timezone
 
-from ..core.constants import LOGGER_NAME, MAINTENANCE_LOCK_KEY
+from ..core.constants import LOGGER_NAME
 from ..core.settings import app_settings
 from ..db import catalog, runs
-from ..db.connection import cursor, fetch_value
+from ..db.connection import cursor
 from . import archive, create, retention
 from .base import Plan, Progress, Result, Stopwatch
 
@@ -55,7 +55,7 @@ class MaintenancePlan(Plan[str, MaintenanceResult]):
     def apply(self, progress: Progress | None = None) -> MaintenanceResult:
         """Run every step once, unless another run holds the lock; record the run."""
         using = self.using
-        if not fetch_value(using, "SELECT pg_try_advisory_lock(%s)", [MAINTENANCE_LOCK_KEY]):
+        if not runs.try_lock(using):
             logger.info("maintenance: another run holds the lock; nothing done")
             return MaintenanceResult(ran=False)
         clock = Stopwatch()
@@ -78,7 +78,7 @@ class MaintenancePlan(Plan[str, MaintenanceResult]):
                 logger.warning("maintenance: could not record the failure")
             raise
         finally:
-            fetch_value(using, "SELECT pg_advisory_unlock(%s)", [MAINTENANCE_LOCK_KEY])
+            runs.unlock(using)
 
     def _steps(self, result: MaintenanceResult) -> None:
         using, now = self.using, self.now

@@ -29,12 +29,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
 from ..db import catalog, ddl, registry
 from ..db.catalog import IndexSignature
-from ..db.connection import cursor
+from ..db.connection import Cursor, cursor
 from . import create
 from .base import Plan, Progress, Result, Stopwatch, each
 
@@ -107,7 +106,7 @@ class RepairPlan(Plan[Problem, FixResult]):
 # -- checks ------------------------------------------------------------------------
 
 
-def check_routing_trigger(cur: Any) -> list[Problem]:
+def check_routing_trigger(cur: Cursor) -> list[Problem]:
     state = catalog.route_trigger_state(cur)
     if state is None:
         return [
@@ -128,7 +127,7 @@ def check_routing_trigger(cur: Any) -> list[Problem]:
     return []
 
 
-def check_parent_empty(cur: Any) -> list[Problem]:
+def check_parent_empty(cur: Cursor) -> list[Problem]:
     out = []
     n = catalog.rows_in_parent(cur)
     if n:
@@ -152,7 +151,7 @@ def check_parent_empty(cur: Any) -> list[Problem]:
     return out
 
 
-def check_markers(cur: Any) -> list[Problem]:
+def check_markers(cur: Cursor) -> list[Problem]:
     return [
         Problem(
             "activity_grades.E008",
@@ -167,7 +166,7 @@ def check_markers(cur: Any) -> list[Problem]:
     ]
 
 
-def check_indexes(cur: Any, using: str = "default") -> list[Problem]:
+def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
     parts = registry.live_partitions(cur)
     if not parts:
         return []
@@ -229,7 +228,7 @@ def _index_fixer(using: str, table: str, suffix: str, sig: IndexSignature) -> Ca
     return fix
 
 
-def check_constraints(cur: Any) -> list[Problem]:
+def check_constraints(cur: Cursor) -> list[Problem]:
     parts = registry.live_partitions(cur)
     if not parts:
         return []
@@ -255,7 +254,7 @@ def check_constraints(cur: Any) -> list[Problem]:
     return out
 
 
-def check_triggers(cur: Any) -> list[Problem]:
+def check_triggers(cur: Cursor) -> list[Problem]:
     parts = registry.live_partitions(cur)
     if not parts:
         return []
@@ -286,7 +285,7 @@ def check_registry_tables(using: str) -> list[Problem]:
     ]
 
 
-def check_constraint_exclusion(cur: Any) -> list[Problem]:
+def check_constraint_exclusion(cur: Cursor) -> list[Problem]:
     if catalog.constraint_exclusion(cur) == "off":
         return [
             Problem(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import IntegrityError
 
@@ -19,7 +18,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, lms
-from ..db.connection import cursor, lock_timeout_errors
+from ..db.connection import Cursor, cursor, lock_timeout_errors
 from .archive import registry_changed
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -89,7 +88,7 @@ class _GroupRestorer:
         self.cols: list[str] = []
         self.copied = 0
 
-    def lock(self, cur: Any) -> None:
+    def lock(self, cur: Cursor) -> None:
         item = self.item
         self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id)
         marker = catalog.marker_of(cur, self.table)
@@ -99,7 +98,7 @@ class _GroupRestorer:
         ddl.lock_table(cur, self.table, "SHARE ROW EXCLUSIVE")
         self.cols = catalog.grade_columns(cur)
 
-    def copy(self, cur: Any) -> None:
+    def copy(self, cur: Cursor) -> None:
         item = self.item
         try:
             self.copied = sql_archive.restore_rows(
@@ -112,7 +111,7 @@ class _GroupRestorer:
                 "nothing was changed"
             ) from exc
 
-    def verify(self, cur: Any) -> None:
+    def verify(self, cur: Cursor) -> None:
         item = self.item
         group = (item.class_id, item.term_id)
         source = sql_archive.checksum_archived(cur, self.cols, item.archive_table, *group)
@@ -123,7 +122,7 @@ class _GroupRestorer:
                 f"{copy}; nothing was changed"
             )
 
-    def remove(self, cur: Any) -> None:
+    def remove(self, cur: Cursor) -> None:
         item = self.item
         removed = sql_archive.delete_restored(cur, item.archive_table, item.class_id, item.term_id)
         if removed != self.copied:

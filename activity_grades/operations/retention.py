@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ from ..core.exceptions import RetentionError
 from ..core.settings import app_settings
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, lms
-from ..db.connection import cursor
+from ..db.connection import Cursor, cursor
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
 __all__ = [
@@ -76,7 +75,7 @@ class RetentionPlan(Plan[RetentionItem, RetentionResult]):
     def _drop_one(self, item: RetentionItem) -> int:
         counted: list[int] = []
 
-        def drop(cur: Any) -> None:
+        def drop(cur: Cursor) -> None:
             if not sql_archive.is_marked_year_table(cur, item.table_name, ARCHIVE_MARKER):
                 raise RetentionError(
                     f"refusing to drop {item.table_name}: not a marked child of {ARCHIVE_PARENT}"

@@ -40,7 +40,7 @@ def _label(value: object) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _num(value: float) -> str:
+def _num(value: int | float) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
     return repr(value) if isinstance(value, float) else str(value)

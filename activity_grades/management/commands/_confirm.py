@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.core.management.base import BaseCommand
+
 
 def human_bytes(n: int) -> str:
     size = float(n)
@@ -14,7 +16,7 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def confirm(command, question: str, noinput: bool) -> bool:
+def confirm(command: BaseCommand, question: str, noinput: bool) -> bool:
     """Ask (y/N) unless --noinput; anything but y/yes is a no."""
     if noinput:
         return True
@@ -29,7 +31,13 @@ def confirm(command, question: str, noinput: bool) -> bool:
 
 
 def review(
-    command, header: str, lines: Iterable[str], *, dry_run: bool, question: str, noinput: bool
+    command: BaseCommand,
+    header: str,
+    lines: Iterable[str],
+    *,
+    dry_run: bool,
+    question: str,
+    noinput: bool,
 ) -> bool:
     """Print a plan, one indented line per item; True when it should run.
 

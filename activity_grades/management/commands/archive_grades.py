@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import ArchiveError
 from activity_grades.operations import archive
+from activity_grades.operations.base import Progress
 
 from ._confirm import human_bytes, review
 
@@ -38,7 +41,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--database", default="default")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if not options["terms"] and not options["before_academic_year"]:
             raise CommandError("name what to archive: --term ID and/or --before-academic-year YEAR")
         using = options["database"]
@@ -82,7 +85,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _progress(self, verbosity: int):
+    def _progress(self, verbosity: int) -> Progress:
         def report(done: int, total: int, item: archive.ArchiveItem, rows: int | None) -> None:
             if verbosity >= 1:
                 what = "already archived" if rows is None else f"{rows} rows"

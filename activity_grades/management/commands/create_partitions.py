@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import PartitioningError
 from activity_grades.operations import create
+from activity_grades.operations.base import Progress
 
 
 class Command(BaseCommand):
@@ -31,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument("--database", default="default")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["terms"] and options["all_terms"]:
             raise CommandError("--term and --all-terms exclude each other")
         if options["upcoming"] is not None and options["upcoming"] < 0:
@@ -73,7 +75,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"      {statement};")
         self.stdout.write(f"{len(plan.existing)} already exist. Dry run: nothing was changed.")
 
-    def _progress(self, verbosity: int):
+    def _progress(self, verbosity: int) -> Progress:
         """Per-table lines at -v 2; otherwise a line every 5% for long runs."""
         tty = sys.stdout.isatty() and self.stdout._out is sys.stdout
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--database", default="default")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         rep = stats.overview(exact=options["exact"], using=options["database"])
         {"json": self._json, "csv": self._csv, "table": self._table}[options["format"]](
             rep, options
@@ -54,7 +55,7 @@ class Command(BaseCommand):
                 )
         return out
 
-    def _json(self, rep: stats.Overview, options) -> None:
+    def _json(self, rep: stats.Overview, options: dict[str, Any]) -> None:
         payload = {
             "partitions": [p.as_dict() for p in rep.partitions],
             "total_rows": rep.total_rows,
@@ -63,16 +64,16 @@ class Command(BaseCommand):
         }
         self.stdout.write(json.dumps(payload, indent=2))
 
-    def _csv(self, rep: stats.Overview, options) -> None:
+    def _csv(self, rep: stats.Overview, options: dict[str, Any]) -> None:
         writer = csv.writer(self.stdout, lineterminator="\n")
         writer.writerow(CSV_FIELDS)
         for p in rep.partitions:
             values = [getattr(p, f) for f in CSV_FIELDS]
             writer.writerow(["" if v is None else v for v in values])
 
-    def _table(self, rep: stats.Overview, options) -> None:
+    def _table(self, rep: stats.Overview, options: dict[str, Any]) -> None:
         headers = ("class", "term", "table", "rows", "total size")
-        lines = [
+        lines: list[tuple[str, ...]] = [
             (p.class_id, p.term_id or "-", p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))
             for p in rep.partitions
         ]
