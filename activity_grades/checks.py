@@ -2,8 +2,9 @@
 
 - ``activity_grades.E100`` (every start-up, no database access): a key of
   ``settings.ACTIVITY_GRADES`` that is unknown, of the wrong type or impossible.
-- ``activity_grades.E101``/``E102`` (``manage.py check --database default``): a table or
-  column named by a setting that the database does not have.
+- ``activity_grades.E101``/``E102`` (``manage.py check --database default``, once every
+  migration is applied): a table or column named by a setting that the database does
+  not have.
 - ``activity_grades.E001``-``E011`` (``manage.py check --database default``): the
   partition tree's health (``operations.repair``).
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from django.core import checks
 from django.db import DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
 
 from .core.constants import REGISTRY_TABLE
 from .core.settings import app_settings
@@ -49,6 +51,12 @@ def _migrated(alias: str) -> bool:
     return REGISTRY_TABLE in connections[alias].introspection.table_names()
 
 
+def _pending_migrations(alias: str) -> bool:
+    """Whether ``migrate`` still has work on this database (it runs these checks first)."""
+    executor = MigrationExecutor(connections[alias])
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
 @checks.register(checks.Tags.database)
 def lms_tables_check(
     app_configs: Any = None, databases: Sequence[str] | None = None, **kwargs: Any
@@ -57,6 +65,8 @@ def lms_tables_check(
         return []  # E100 already says what to fix first
     out: list[checks.CheckMessage] = []
     for alias in databases:
+        if _pending_migrations(alias):
+            continue  # the LMS's tables may come with the migrations migrate is about to run
         for table_key, column_keys in _LMS_COLUMNS.items():
             table = getattr(app_settings, table_key)
             columns = catalog.columns_of(alias, table)

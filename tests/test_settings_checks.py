@@ -131,3 +131,17 @@ def test_manage_py_check_database_reports_a_misnamed_column(settings):
     settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "TERM_YEAR_COLUMN": "session_id"}
     with pytest.raises(SystemCheckError, match=r"activity_grades.E102.*'session_id'"):
         call_command("check", "--database", "default")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_on_a_database_without_the_lms_tables_yet_runs_its_checks_and_succeeds():
+    """migrate runs the database checks before it creates the LMS's tables: no E101 then."""
+    call_command("migrate", "lms", "zero", verbosity=0)
+    try:
+        assert "activities" not in connection.introspection.table_names()
+        assert errors(database=True) == []  # migrations pending: not checked yet
+        call_command("migrate", verbosity=0, skip_checks=False)
+        assert "activities" in connection.introspection.table_names()
+        assert errors(database=True) == []
+    finally:
+        call_command("migrate", verbosity=0)

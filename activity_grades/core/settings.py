@@ -138,7 +138,10 @@ class AppSettings:
     )
     ARCHIVE_KEEP_DETACHED = Setting[bool](False, bool, "keep archived leaves as detached tables")
     LOCK_TIMEOUT = Setting[str](
-        "5s", str, "lock_timeout of every DDL transaction the app runs", _duration
+        "5s",
+        str,
+        "lock_timeout of the transactions of create, archive, restore, retention, repair",
+        _duration,
     )
     ARCHIVE_LOCK_TIMEOUT = Setting[str | None](
         None,

@@ -4,7 +4,7 @@
 ``pause(stage)`` sleep there, so a test can kill the process or its backend at that
 point. Inside the partition's transaction the pause is ``pg_sleep`` (the server is busy,
 as in a long statement); ``between`` is after the commit. Unset (always, in production):
-nothing happens. The archive path calls it only from ``steps.run``.
+nothing happens. Archive, restore and retention call it only from ``base.run_steps``.
 """
 
 from __future__ import annotations

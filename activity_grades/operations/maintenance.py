@@ -24,7 +24,7 @@ from ..db.connection import cursor
 from . import archive, create, retention
 from .base import Plan, Progress, Result, Stopwatch
 
-__all__ = ["MaintenancePlan", "MaintenanceResult", "plan", "run"]
+__all__ = ["MaintenancePlan", "MaintenanceResult", "last_success", "plan", "run"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
