@@ -63,9 +63,12 @@ def cursor(using: str) -> Iterator[Cursor]:
 
 
 def fetch_rows(using: str, query: Query, params: Params = None) -> list[tuple[Any, ...]]:
-    with cursor(using) as cur:
-        execute(cur, query, params)
-        return cur.fetchall()
+    # The hot path of every service read: no generator-based context manager here.
+    with connections[using].cursor() as cur:
+        text = query if isinstance(query, str) else query.as_string(cur.connection)
+        cur.execute(text, params)
+        rows: list[tuple[Any, ...]] = cur.fetchall()
+        return rows
 
 
 def fetch_dicts(using: str, query: Query, params: Params = None) -> list[dict[str, Any]]:
