@@ -16,9 +16,11 @@ from __future__ import annotations
 from .core.constants import Status
 from .core.exceptions import (
     ActivityGradesError,
+    ActivityWithoutClass,
     ArchiveError,
     GradeConflict,
     GradeError,
+    InvalidId,
     LockTimeout,
     PartitioningError,
     ReadOnlyError,
@@ -110,9 +112,11 @@ __all__ = [
     # settings and errors
     "app_settings",
     "ActivityGradesError",
+    "ActivityWithoutClass",
     "ArchiveError",
     "GradeConflict",
     "GradeError",
+    "InvalidId",
     "LockTimeout",
     "PartitioningError",
     "ReadOnlyError",

@@ -5,6 +5,10 @@
 - ``activity_grades.E101``/``E102`` (``manage.py check --database default``, once every
   migration is applied): a table or column named by a setting that the database does
   not have.
+- ``activity_grades.E103`` (same): ``TERM_YEAR_COLUMN`` is a foreign key while
+  ``TERM_YEAR_TABLE`` is unset, so the academic years would be the ids it holds.
+- ``activity_grades.E104`` (same): a term start/end column that is not ``date``,
+  ``timestamp`` or ``timestamptz``.
 - ``activity_grades.E001``-``E011`` (``manage.py check --database default``): the
   partition tree's health (``operations.repair``).
 
@@ -28,11 +32,21 @@ from .operations import repair
 
 __all__ = ["lms_tables_check", "partition_tree_check", "settings_check"]
 
-# Table setting -> the column settings that name its columns.
-_LMS_COLUMNS = {
-    "ACTIVITIES_TABLE": ("ACTIVITY_ID_COLUMN", "ACTIVITY_CLASS_COLUMN"),
-    "TERMS_TABLE": ("TERM_ID_COLUMN", "TERM_START_COLUMN", "TERM_END_COLUMN", "TERM_YEAR_COLUMN"),
-}
+_TERM_DATE_KEYS = ("TERM_START_COLUMN", "TERM_END_COLUMN")
+
+
+def _lms_columns() -> dict[str, tuple[str, ...]]:
+    """Table setting -> the column settings that name its columns, as the settings use them."""
+    source = app_settings.term_year_source
+    terms = ("TERM_ID_COLUMN", *_TERM_DATE_KEYS)
+    out: dict[str, tuple[str, ...]] = {
+        "ACTIVITIES_TABLE": ("ACTIVITY_ID_COLUMN", "ACTIVITY_CLASS_COLUMN"),
+        # With TERM_YEAR_STARTS the year comes from the start date: no column to check.
+        "TERMS_TABLE": terms if source == "rule" else (*terms, "TERM_YEAR_COLUMN"),
+    }
+    if source == "table":
+        out["TERM_YEAR_TABLE"] = ("TERM_YEAR_TABLE_ID_COLUMN", "TERM_YEAR_TABLE_LABEL_COLUMN")
+    return out
 
 
 @checks.register()
@@ -67,7 +81,7 @@ def lms_tables_check(
     for alias in databases:
         if _pending_migrations(alias):
             continue  # the LMS's tables may come with the migrations migrate is about to run
-        for table_key, column_keys in _LMS_COLUMNS.items():
+        for table_key, column_keys in _lms_columns().items():
             table = getattr(app_settings, table_key)
             columns = catalog.columns_of(alias, table)
             if columns is None:
@@ -91,6 +105,43 @@ def lms_tables_check(
                             id="activity_grades.E102",
                         )
                     )
+            if table_key == "TERMS_TABLE":
+                out += _term_column_errors(alias, table, columns)
+    return out
+
+
+def _term_column_errors(alias: str, table: str, columns: dict[str, str]) -> list[checks.Error]:
+    """E104 for start/end columns of another type; E103 for a year column that is a foreign key."""
+    out: list[checks.Error] = []
+    for key in _TERM_DATE_KEYS:
+        column = getattr(app_settings, key)
+        if column in columns and catalog.date_kind(columns[column]) is None:
+            out.append(
+                checks.Error(
+                    f"[{alias}] column {column!r} named by ACTIVITY_GRADES[{key!r}] is of type "
+                    f"{columns[column]!r}; term dates must be date, timestamp or timestamptz",
+                    hint="point the setting at a column of one of those types, or convert it",
+                    id="activity_grades.E104",
+                )
+            )
+    column = app_settings.TERM_YEAR_COLUMN
+    if app_settings.term_year_source != "column" or column not in columns:
+        return out
+    target = catalog.foreign_key_target(alias, table, column)
+    if target is not None:
+        ref_table, ref_column = target
+        labels = catalog.columns_of(alias, ref_table) or {}
+        out.append(
+            checks.Error(
+                f"[{alias}] column {column!r} named by ACTIVITY_GRADES['TERM_YEAR_COLUMN'] is a "
+                f"foreign key to table {ref_table!r}, so the academic years would be its ids: "
+                f"set ACTIVITY_GRADES['TERM_YEAR_TABLE'] = {ref_table!r}, "
+                f"'TERM_YEAR_TABLE_ID_COLUMN' = {ref_column!r} and "
+                "'TERM_YEAR_TABLE_LABEL_COLUMN' = the column that names the year",
+                hint=f"columns of {ref_table!r}: " + ", ".join(sorted(labels)),
+                id="activity_grades.E103",
+            )
+        )
     return out
 
 

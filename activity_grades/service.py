@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,8 +32,15 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from .core.constants import LOGGER_NAME
-from .core.exceptions import GradeConflict, ReadOnlyError, UnknownActivity, UnknownColumn
-from .core.ids import new_grade_id
+from .core.exceptions import (
+    ActivityWithoutClass,
+    GradeConflict,
+    GradeError,
+    ReadOnlyError,
+    UnknownActivity,
+    UnknownColumn,
+)
+from .core.ids import as_text, new_grade_id
 from .db import ddl, leaves, lms, registry
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
@@ -47,6 +55,9 @@ __all__ = [
 
 logger = logging.getLogger(LOGGER_NAME)
 
+# The LMS's id types (Django primary keys): stored as text.
+Id = str | int | uuid.UUID
+
 # Tables per UNION ALL statement when reading one student's whole record.
 UNION_CHUNK = 100
 UPSERT_ATTEMPTS = 5
@@ -56,6 +67,8 @@ COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_
 _COLUMN_SET = frozenset(COLUMNS)
 _JSON = {"content", "attachments"}
 _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
+# Text columns that hold an LMS id: an int or UUID id (a Django pk) is stored as text.
+_ID_COLUMNS = (*sorted(_ROUTING), "graded_by_id", "commitment_id")
 
 
 @dataclass(frozen=True)
@@ -96,19 +109,20 @@ class ActivityGradeService:
     def connection(self) -> Any:
         return connections[self.using]
 
-    def class_of(self, activity_id: str) -> str | None:
+    def class_of(self, activity_id: Id) -> str | None:
         """The class of an activity (None: no such activity, or it has no class)."""
-        return lms.class_of(activity_id, self.using)
+        return lms.class_of(as_text(activity_id, "activity_id"), self.using)
 
     def term_at(self, at: datetime) -> str | None:
         """The term a grade created at ``at`` belongs to (None: between terms)."""
         return lms.term_at(at, self.using)
 
-    def table_for(self, class_id: str, term_id: str | None, *, create: bool = False) -> str | None:
+    def table_for(self, class_id: Id, term_id: Id | None, *, create: bool = False) -> str | None:
         """The partition table of (class, term); with ``create`` it is made if missing."""
-        table = registry.partition_table(class_id, term_id, self.using)
+        class_text, term_text = as_text(class_id, "class_id"), _text_or_none(term_id, "term_id")
+        table = registry.partition_table(class_text, term_text, self.using)
         if table is None and create:
-            table, _ = ddl.ensure_partition(class_id, term_id, self.using)
+            table, _ = ddl.ensure_partition(class_text, term_text, self.using)
         return table
 
     # -- writes ------------------------------------------------------------------
@@ -126,6 +140,10 @@ class ActivityGradeService:
         if not _COLUMN_SET.issuperset(values):
             unknown = sorted(set(values) - _COLUMN_SET)
             raise UnknownColumn(f"unknown ActivityGrade columns: {unknown}")
+        for name in _ID_COLUMNS:
+            value = values.get(name)
+            if value is not None and type(value) is not str:
+                values[name] = as_text(value, name)
         for name in _JSON:
             value = values.get(name)
             if value is not None and not isinstance(value, Jsonb):
@@ -134,29 +152,37 @@ class ActivityGradeService:
 
     def record(
         self,
-        activity_id: str,
-        student_id: str,
+        activity_id: Id,
+        student_id: Id,
         *,
-        class_id: str | None = None,
-        term_id: str | None = None,
+        class_id: Id | None = None,
+        term_id: Id | None = None,
         **fields: Any,
     ) -> ActivityGrade:
         """Insert one grade straight into its leaf (created on demand) and return it.
 
-        ``class_id``/``term_id`` are looked up (activity's class, term at
-        ``created_at``) unless given. Raises IntegrityError when (activity, student)
-        or the id is taken anywhere in the tree (key index).
+        Ids may be str, int or UUID (stored as text). ``class_id``/``term_id`` are
+        looked up (activity's class, term at ``created_at``) unless given.
+
+        Raises:
+            UnknownActivity: the activity does not exist.
+            ActivityWithoutClass: it exists but has no class.
+            IntegrityError: (activity, student) or the id is taken anywhere in the tree.
         """
-        values = self._complete({"activity_id": activity_id, "student_id": student_id, **fields})
-        if class_id is None and term_id is None:
+        activity = as_text(activity_id, "activity_id")
+        student = as_text(student_id, "student_id")
+        values = self._complete({"activity_id": activity, "student_id": student, **fields})
+        class_id, term_id = _class_term(class_id, term_id)
+        if class_id is None:
             # The routing trigger's lookup: class and term in one round trip.
-            class_id, term_id = lms.locate(activity_id, values["created_at"], self.using)
-        elif class_id is None:
-            class_id = self.class_of(activity_id)
+            located = lms.locate(activity, values["created_at"], self.using)
+            if located is None:
+                raise UnknownActivity(f"activity {activity!r} does not exist")
+            class_id, term_id = located[0], term_id if term_id is not None else located[1]
+            if class_id is None:
+                raise ActivityWithoutClass(f"activity {activity!r} has no class")
         elif term_id is None:
             term_id = self.term_at(values["created_at"])
-        if class_id is None:
-            raise UnknownActivity(f"activity {activity_id!r} does not exist or has no class")
         values["class_id"], values["term_id"] = class_id, term_id
         table = self.table_for(class_id, term_id, create=True)
         assert table is not None  # create=True
@@ -171,16 +197,18 @@ class ActivityGradeService:
         none. The leaves' statement triggers fill the key index (uniqueness holds).
         """
         started = time.monotonic()
-        prepared = [self._complete(dict(r)) for r in rows]
+        prepared = [self._complete(_required_ids(dict(r))) for r in rows]
         missing = {r["activity_id"] for r in prepared if not r.get("class_id")}
         classes = lms.classes_of(missing, self.using)
         terms = lms.TermIndex(lms.terms(self.using))
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         for r in prepared:
             if not r.get("class_id"):
-                r["class_id"] = classes.get(r["activity_id"])
-                if r["class_id"] is None:
+                if r["activity_id"] not in classes:
                     raise UnknownActivity(f"activity {r['activity_id']!r} does not exist")
+                r["class_id"] = classes[r["activity_id"]]
+                if r["class_id"] is None:
+                    raise ActivityWithoutClass(f"activity {r['activity_id']!r} has no class")
             if "term_id" not in r:
                 r["term_id"] = terms.at(r["created_at"])
             groups[(r["class_id"], r["term_id"])].append(r)
@@ -202,9 +230,7 @@ class ActivityGradeService:
                     per_table[tables[key]] = len(group)
         return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
 
-    def upsert(
-        self, activity_id: str, student_id: str, **fields: Any
-    ) -> tuple[ActivityGrade, bool]:
+    def upsert(self, activity_id: Id, student_id: Id, **fields: Any) -> tuple[ActivityGrade, bool]:
         """Update the grade of (activity, student) in its partition, or insert it.
 
         Returns ``(grade, created)``. Safe under concurrency: the key index row is
@@ -213,6 +239,8 @@ class ActivityGradeService:
         """
         if _ROUTING & set(fields) - {"class_id", "term_id"}:
             raise ReadOnlyError("upsert cannot change id, activity_id or student_id")
+        activity_id = as_text(activity_id, "activity_id")
+        student_id = as_text(student_id, "student_id")
         for _ in range(UPSERT_ATTEMPTS):
             with transaction.atomic(using=self.using):
                 found = self._update_existing(activity_id, student_id, fields)
@@ -221,6 +249,8 @@ class ActivityGradeService:
                 try:
                     with transaction.atomic(using=self.using):
                         return self.record(activity_id, student_id, **fields), True
+                except GradeError:
+                    raise  # no such activity, no class: a retry cannot help
                 except IntegrityError:
                     logger.debug("upsert of %s/%s lost a race; retrying", activity_id, student_id)
         raise GradeConflict(f"upsert of {activity_id!r}/{student_id!r} kept conflicting")
@@ -277,52 +307,56 @@ class ActivityGradeService:
             )
         )
 
-    def gradebook(self, class_id: str, term_id: str) -> list[ActivityGrade]:
+    def gradebook(self, class_id: Id, term_id: Id) -> list[ActivityGrade]:
         """Every grade of one class in one term, from the leaf only."""
-        table = registry.partition_table(class_id, term_id, self.using)
+        table = self.table_for(class_id, term_id)
         if table is None:
             return []
         return self._select(table, order_by=("student_id", "activity_id"))
 
     def student_grades_in_class(
-        self, student_id: str, class_id: str, term_id: str | None = None
+        self, student_id: Id, class_id: Id, term_id: Id | None = None
     ) -> list[ActivityGrade]:
         """One student's grades in a class (one term, or all terms via the class table)."""
-        table = registry.partition_table(class_id, term_id, self.using)
+        table = self.table_for(class_id, term_id)
         if table is None:
             return []
-        return self._select(table, {"student_id": student_id}, order_by=("activity_id",))
+        where = {"student_id": as_text(student_id, "student_id")}
+        return self._select(table, where, order_by=("activity_id",))
 
-    def activity_grades(self, activity_id: str) -> list[ActivityGrade]:
+    def activity_grades(self, activity_id: Id) -> list[ActivityGrade]:
         """Every grade of one activity: reads its class table (all terms), not the parent."""
-        class_id = self.class_of(activity_id)
+        activity = as_text(activity_id, "activity_id")
+        class_id = self.class_of(activity)
         table = registry.partition_table(class_id, None, self.using) if class_id else None
         if table is None:
             return []
-        return self._select(table, {"activity_id": activity_id}, order_by=("student_id",))
+        return self._select(table, {"activity_id": activity}, order_by=("student_id",))
 
-    def activity_stats(self, class_id: str, term_id: str | None = None) -> list[ActivityStats]:
+    def activity_stats(self, class_id: Id, term_id: Id | None = None) -> list[ActivityStats]:
         """Count, graded count and score min/avg/max per activity of a class (and term)."""
-        table = registry.partition_table(class_id, term_id, self.using)
+        table = self.table_for(class_id, term_id)
         if table is None:
             return []
         return [ActivityStats(*row) for row in leaves.activity_stats(self.using, table)]
 
-    def get(self, grade_id: str) -> ActivityGrade | None:
+    def get(self, grade_id: Id) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
+        grade_id = as_text(grade_id, "grade_id")
         table = registry.table_of_grade(grade_id, self.using)
         if table is None:
             return None
         found = self._select(table, {"id": grade_id}, only=True)
         return found[0] if found else None
 
-    def student_record(self, student_id: str) -> list[ActivityGrade]:
+    def student_record(self, student_id: Id) -> list[ActivityGrade]:
         """One student's grades in every class and term.
 
         The key index lists the partitions that hold the student's rows; only those
         are read (``ONLY`` each, in UNION ALL batches of ``UNION_CHUNK`` tables), so the
         cost follows the student's partitions, not the size of the tree.
         """
+        student_id = as_text(student_id, "student_id")
         tables = registry.tables_of_student(student_id, self.using)
         out: list[ActivityGrade] = []
         for i in range(0, len(tables), UNION_CHUNK):
@@ -332,6 +366,20 @@ class ActivityGradeService:
             )
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
+
+
+def _required_ids(row: dict[str, Any]) -> dict[str, Any]:
+    for name in ("activity_id", "student_id"):
+        row[name] = as_text(row.get(name), name)
+    return row
+
+
+def _text_or_none(value: Id | None, what: str) -> str | None:
+    return None if value is None else as_text(value, what)
+
+
+def _class_term(class_id: Id | None, term_id: Id | None) -> tuple[str | None, str | None]:
+    return _text_or_none(class_id, "class_id"), _text_or_none(term_id, "term_id")
 
 
 @dataclass
@@ -346,14 +394,15 @@ class StudentHistory:
         return sorted([*self.live, *self.archived], key=lambda g: (g.created_at, g.id))
 
 
-def student_history(student_id: str, using: str = "default") -> StudentHistory:
+def student_history(student_id: Id, using: str = "default") -> StudentHistory:
     """Every grade of one student, live and archived.
 
     The live part reads only the partitions the key index names for this student,
     never the whole tree; the archive part uses the archive's (student_id) index.
     """
-    live = ActivityGradeService(using).student_record(student_id)
-    archived = list(ArchivedActivityGrade.objects.using(using).filter(student_id=student_id))
+    student = as_text(student_id, "student_id")
+    live = ActivityGradeService(using).student_record(student)
+    archived = list(ArchivedActivityGrade.objects.using(using).filter(student_id=student))
     return StudentHistory(live, archived)
 
 

@@ -6,14 +6,15 @@ migrated databases hold.
 - The newest version file of each function (those generated from settings aside)
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
-- The catalog the migrations produce equals ``tests/fixtures/catalog_0005.json``, a
-  snapshot taken from the migrations as they were before their SQL moved into files;
-  migrated back to 0002 it equals ``catalog_0002.json`` (taken the same way), and
-  forward again ``catalog_0005.json`` once more.
+- The catalog the migrations produce equals the snapshot of the newest migration
+  (``tests/fixtures/catalog_0006.json``); migrated back to 0005 it equals
+  ``catalog_0005.json`` and back to 0002 ``catalog_0002.json``, both taken from the
+  migrations as they were before their SQL moved into files, and forward again the
+  newest snapshot once more.
 
-Both snapshots were recorded at commit f84deabb7d2416ea3946e7cf1231557f296c3ad6 (their
-``generated_from_commit``), from a checkout of that commit with this module added, by
-``catalog()`` below::
+``catalog_0002.json`` and ``catalog_0005.json`` were recorded at commit
+f84deabb7d2416ea3946e7cf1231557f296c3ad6 (their ``generated_from_commit``), from a
+checkout of that commit with this module added, by ``catalog()`` below::
 
     ACTIVITY_GRADES_WRITE_CATALOG=1 TEST_DATABASE_NAME=test_sqlfiles \\
         DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
@@ -46,7 +47,8 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated to the newest migration
+CATALOG_LATEST = FIXTURES / "catalog_0006.json"  # migrated to the newest migration
+CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
 # Set to record the snapshots instead of comparing with them (see above).
 WRITE_SNAPSHOTS = bool(os.environ.get("ACTIVITY_GRADES_WRITE_CATALOG"))
@@ -384,9 +386,22 @@ def assert_catalog_is_the_snapshot(path: Path) -> None:
 
 @pytest.mark.django_db
 def test_existing_databases_migrate_forward_with_no_change_to_any_installed_object():
-    assert_catalog_is_the_snapshot(CATALOG_0005)
+    assert_catalog_is_the_snapshot(CATALOG_LATEST)
     if WRITE_SNAPSHOTS:
-        pytest.skip(f"wrote {CATALOG_0005.relative_to(ROOT)}")
+        pytest.skip(f"wrote {CATALOG_LATEST.relative_to(ROOT)}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_to_0005_restores_exactly_what_0005_installed():
+    # 0006's reverse loads the route v2 and move v1 files again.
+    try:
+        call_command("migrate", "activity_grades", "0005", verbosity=0)
+        if not WRITE_SNAPSHOTS:
+            assert_catalog_is_the_snapshot(CATALOG_0005)
+    finally:
+        call_command("migrate", "activity_grades", verbosity=0)
+    if not WRITE_SNAPSHOTS:
+        assert_catalog_is_the_snapshot(CATALOG_LATEST)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -405,6 +420,6 @@ def test_back_to_0002_and_forward_again_installs_the_same_objects():
             assert_functions_match_files(dict.fromkeys(at_0002, 1))
     finally:
         call_command("migrate", "activity_grades", verbosity=0)
-    assert_catalog_is_the_snapshot(CATALOG_0005)
+    assert_catalog_is_the_snapshot(CATALOG_LATEST)
     if WRITE_SNAPSHOTS:
-        pytest.skip(f"wrote {CATALOG_0002.relative_to(ROOT)}, {CATALOG_0005.relative_to(ROOT)}")
+        pytest.skip(f"wrote {CATALOG_0002.relative_to(ROOT)}, {CATALOG_LATEST.relative_to(ROOT)}")

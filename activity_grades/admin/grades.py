@@ -7,6 +7,7 @@ count is an estimate; a grade's change form reads the one table the key index na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
@@ -17,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import cached_property
 
 from ..core.settings import app_settings
-from ..db import catalog, registry
+from ..db import catalog, lms, registry
 from ..models import ActivityGrade, ActivityGradeQuerySet, Partition
 
 __all__ = ["ActivityGradeAdmin", "EstimatedCountPaginator"]
@@ -57,11 +58,14 @@ class RegistryFilter(admin.SimpleListFilter):
     ) -> list[tuple[str, str]]:
         values = (
             Partition.objects.exclude(**{f"{self.field}__isnull": True})
-            .order_by(self.field)
+            .order_by()  # the model's ordering would add columns to DISTINCT
             .values_list(self.field, flat=True)
-            .distinct()[:500]
+            .distinct()
         )
-        return [(v, v) for v in values]
+        return [(v, v) for v in sorted(values, key=self.sort_key(model_admin))[:500]]
+
+    def sort_key(self, model_admin: admin.ModelAdmin[Any]) -> Callable[[str], Any]:
+        return str
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value():
@@ -75,6 +79,9 @@ class ClassFilter(RegistryFilter):
     title = "class"
     parameter_name = "class"
     field = "class_id"
+
+    def sort_key(self, model_admin: admin.ModelAdmin[Any]) -> Callable[[str], Any]:
+        return lms.class_id_order(model_admin.model.objects.db)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         class_id = self.value()

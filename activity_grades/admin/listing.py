@@ -48,7 +48,8 @@ STATUSES = tuple(s.value for s in Status)
 
 
 def _sort_value(detail: PartitionStats, key: str) -> tuple[bool, Any]:
-    value = getattr(detail, key)
+    # Class ids sort in their own type (overview ranked them), not as text.
+    value = detail.class_rank if key == "class_id" else getattr(detail, key)
     # None sorts first ascending, last descending, without comparing None to values.
     return (value is not None, value if value is not None else 0)
 

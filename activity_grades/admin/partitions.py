@@ -109,7 +109,7 @@ class PartitionAdmin(_ModelAdmin):
             }
             if page.paginator.num_pages <= 50
             else {},
-            "class_ids": sorted({p.class_id for p in ov.partitions})[:500],
+            "class_ids": list(dict.fromkeys(p.class_id for p in ov.partitions))[:500],
             "term_ids": [t.term_id or "-" for t in ov.by_term()],
             "statuses": STATUSES,
             "terms_chart": term_chart(chart_source.by_term()),

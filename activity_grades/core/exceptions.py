@@ -13,7 +13,9 @@ __all__ = [
     "ActivityGradesError",
     "ArchiveError",
     "GradeConflict",
+    "ActivityWithoutClass",
     "GradeError",
+    "InvalidId",
     "LockTimeout",
     "PartitioningError",
     "ReadOnlyError",
@@ -58,6 +60,14 @@ class UnknownActivity(GradeError, IntegrityError):
 
 class GradeConflict(GradeError, IntegrityError):
     """A write that kept losing races, or found its grade in a partition that is not live."""
+
+
+class ActivityWithoutClass(GradeError, IntegrityError):
+    """The activity exists but belongs to no class, so the grade has no partition."""
+
+
+class InvalidId(GradeError, TypeError):
+    """An id that is not a str, an int or a UUID (the LMS's id types)."""
 
 
 class ReadOnlyError(GradeError, TypeError):

@@ -12,22 +12,29 @@ combinations); the system check ``activity_grades.E100`` reports it at start-up.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import zoneinfo
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from django.conf import settings
 
 from .exceptions import SettingsError
 
-__all__ = ["AppSettings", "app_settings"]
+__all__ = ["AppSettings", "TermYearSource", "app_settings"]
 
 T = TypeVar("T")
 
 # PostgreSQL durations accepted for lock_timeout: "5s", "300ms", "1min", "250".
 _DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+
+# Where a term's academic year comes from (AppSettings.term_year_source).
+TermYearSource = Literal["column", "table", "rule"]
+
+# Keys that only mean something with TERM_YEAR_TABLE set.
+_YEAR_TABLE_COLUMNS = ("TERM_YEAR_TABLE_ID_COLUMN", "TERM_YEAR_TABLE_LABEL_COLUMN")
 
 
 def _non_negative(value: int) -> str | None:
@@ -40,6 +47,24 @@ def _positive(value: int | None) -> str | None:
 
 def _identifier(value: str) -> str | None:
     return None if value.strip() else "must name a table or column"
+
+
+def _optional_identifier(value: str | None) -> str | None:
+    return None if value is None else _identifier(value)
+
+
+def _month_day(value: str | None) -> str | None:
+    """'MM-DD' of a day every year has (so not 02-29)."""
+    if value is None:
+        return None
+    found = re.fullmatch(r"(\d\d)-(\d\d)", value)
+    try:
+        if found:
+            dt.date(2001, int(found[1]), int(found[2]))
+            return None
+    except ValueError:
+        pass
+    return f"must be a day of the year as 'MM-DD', such as '08-01' (not 02-29), not {value!r}"
 
 
 def _duration(value: str) -> str | None:
@@ -112,12 +137,48 @@ class AppSettings:
     ACTIVITY_CLASS_COLUMN = Setting[str](
         "class_id", str, "class column of ACTIVITIES_TABLE", _identifier
     )
-    # Where terms come from: dates, end date inclusive, as in the seed.
+    # Where terms come from: whole days, end day inclusive, as in the seed. The start and
+    # end columns may be date, timestamp or timestamptz; a timestamp counts by its date
+    # (a timestamptz's date in TERM_TIME_ZONE), so "23:59:59" and midnight both keep the
+    # whole last day.
     TERMS_TABLE = Setting[str]("terms", str, "table of the LMS's terms", _identifier)
     TERM_ID_COLUMN = Setting[str]("id", str, "id column of TERMS_TABLE", _identifier)
-    TERM_START_COLUMN = Setting[str]("start_date", str, "first day of a term", _identifier)
-    TERM_END_COLUMN = Setting[str]("end_date", str, "last day of a term (inclusive)", _identifier)
-    TERM_YEAR_COLUMN = Setting[str]("academic_year", str, "academic year of a term", _identifier)
+    TERM_START_COLUMN = Setting[str](
+        "start_date", str, "first day of a term (date, timestamp or timestamptz)", _identifier
+    )
+    TERM_END_COLUMN = Setting[str](
+        "end_date",
+        str,
+        "last day of a term, inclusive (date, timestamp or timestamptz)",
+        _identifier,
+    )
+    # The academic year: a column of TERMS_TABLE; or, with TERM_YEAR_TABLE, the label of the
+    # row of that table TERM_YEAR_COLUMN refers to; or, with TERM_YEAR_STARTS, derived
+    # from the term's first day.
+    TERM_YEAR_COLUMN = Setting[str | None](
+        "academic_year",
+        (str, _NONE),
+        "academic year of a term, or (with TERM_YEAR_TABLE) the key of its year's row",
+        _optional_identifier,
+    )
+    TERM_YEAR_TABLE = Setting[str | None](
+        None,
+        (str, _NONE),
+        "table of academic years TERM_YEAR_COLUMN refers to",
+        _optional_identifier,
+    )
+    TERM_YEAR_TABLE_ID_COLUMN = Setting[str](
+        "id", str, "column of TERM_YEAR_TABLE that TERM_YEAR_COLUMN refers to", _identifier
+    )
+    TERM_YEAR_TABLE_LABEL_COLUMN = Setting[str](
+        "name", str, "column of TERM_YEAR_TABLE with the year's name", _identifier
+    )
+    TERM_YEAR_STARTS = Setting[str | None](
+        None,
+        (str, _NONE),
+        "'MM-DD' the academic year starts: the year is 'YYYY-YYYY' of the term's first day",
+        _month_day,
+    )
     TERM_TIME_ZONE = Setting[str | None](
         None, (str, _NONE), "zone of term dates (None: settings.TIME_ZONE)", _time_zone
     )
@@ -168,6 +229,13 @@ class AppSettings:
     def archive_lock_timeout(self) -> str:
         return self.ARCHIVE_LOCK_TIMEOUT or self.LOCK_TIMEOUT
 
+    @property
+    def term_year_source(self) -> TermYearSource:
+        """Where a term's academic year comes from: a column, a joined table, or the rule."""
+        if self.TERM_YEAR_STARTS is not None:
+            return "rule"
+        return "table" if self.TERM_YEAR_TABLE is not None else "column"
+
     # -- access and validation ---------------------------------------------------
 
     @classmethod
@@ -198,13 +266,43 @@ class AppSettings:
                 out.append((key, problem))
         if raw.get("MAINTENANCE_RETENTION") is True and raw.get("RETENTION_YEARS") is None:
             out.append(("MAINTENANCE_RETENTION", "is on but RETENTION_YEARS is not set"))
-        return out
+        return out + _term_year_problems(raw)
 
     def require_valid(self, *keys: str) -> None:
         """Raise SettingsError for the first problem among ``keys`` (all when empty)."""
         for key, problem in self.validate():
             if not keys or key in keys:
                 raise SettingsError(f"ACTIVITY_GRADES[{key!r}] {problem}")
+
+
+def _term_year_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """The impossible combinations of the academic-year keys: one source at a time."""
+    out: list[tuple[str, str]] = []
+    rule, table = raw.get("TERM_YEAR_STARTS"), raw.get("TERM_YEAR_TABLE")
+    if rule is not None and table is not None:
+        out.append(
+            (
+                "TERM_YEAR_STARTS",
+                "and TERM_YEAR_TABLE exclude each other: the year comes either from the "
+                "start date or from the joined table",
+            )
+        )
+    if "TERM_YEAR_COLUMN" in raw and raw["TERM_YEAR_COLUMN"] is None and rule is None:
+        out.append(("TERM_YEAR_COLUMN", "may be None only when TERM_YEAR_STARTS is set"))
+    if rule is not None and isinstance(raw.get("TERM_YEAR_COLUMN"), str) and table is None:
+        # Set on purpose and then ignored: say so rather than guess which one was meant.
+        out.append(
+            (
+                "TERM_YEAR_COLUMN",
+                "names a column while TERM_YEAR_STARTS derives the year from the start date: "
+                "remove one of them (or set TERM_YEAR_COLUMN to None)",
+            )
+        )
+    if table is None:
+        out += [
+            (key, "is set but TERM_YEAR_TABLE is not") for key in _YEAR_TABLE_COLUMNS if key in raw
+        ]
+    return out
 
 
 app_settings = AppSettings()

@@ -7,7 +7,8 @@ one that reads a table.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
 from psycopg import sql
 
@@ -21,8 +22,11 @@ __all__ = [
     "columns_of",
     "parent_oid",
     "IndexSignature",
+    "DateKind",
     "constraint_exclusion",
+    "date_kind",
     "exact_count",
+    "foreign_key_target",
     "grade_columns",
     "has_extension",
     "partition_stats",
@@ -190,6 +194,37 @@ def columns_of(using: str, table: str) -> dict[str, str] | None:
         )
         return {} if exists else None
     return dict(found)
+
+
+# How a term's start or end column holds its day (``date_kind``).
+DateKind = Literal["date", "timestamp", "timestamptz"]
+
+_TIMESTAMP = re.compile(r"timestamp(\(\d+\))? with(out)? time zone")
+
+
+def date_kind(sql_type: str) -> DateKind | None:
+    """``date``, ``timestamp`` or ``timestamptz`` for a ``format_type`` name; None: neither."""
+    if sql_type == "date":
+        return "date"
+    found = _TIMESTAMP.fullmatch(sql_type)
+    if not found:
+        return None
+    return "timestamp" if found[2] else "timestamptz"
+
+
+def foreign_key_target(using: str, table: str, column: str) -> tuple[str, str] | None:
+    """(table, column) that ``table.column`` alone refers to by a foreign key; None: none."""
+    found = fetch_rows(
+        using,
+        "SELECT r.relname, ra.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "JOIN pg_class r ON r.oid = c.confrelid "
+        "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
+        "WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s) "
+        "AND cardinality(c.conkey) = 1 AND a.attname = %s ORDER BY c.conname LIMIT 1",
+        [sql.Identifier(table).as_string(), column],
+    )
+    return (found[0][0], found[0][1]) if found else None
 
 
 def analyze(cur: Cursor, table: str) -> None:

@@ -11,14 +11,16 @@ term of a moment".
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.settings import app_settings
+from .catalog import date_kind
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "TermIndex",
     "class_ids",
     "class_of",
+    "class_id_order",
     "classes_of",
     "install",
     "locate",
@@ -46,6 +49,63 @@ def _column_type(cursor: Cursor, table: str, column: str) -> str:
     return row[0] if row else "text"
 
 
+def _term_day(cursor: Cursor, column: str, tz: sql.Composable) -> sql.Composable:
+    """The day of ``t.<column>`` in TERM_TIME_ZONE: a date as is, a timestamp by its date."""
+    value = sql.SQL("t.{}").format(sql.Identifier(column))
+    kind = date_kind(_column_type(cursor, app_settings.TERMS_TABLE, column))
+    if kind == "timestamptz":
+        return sql.SQL("({} AT TIME ZONE {})::date").format(value, tz)
+    if kind == "timestamp":
+        return sql.SQL("{}::date").format(value)
+    # A date; or a table not created yet (the next migrate rebuilds the lookups), or a
+    # type the check activity_grades.E104 reports.
+    return value
+
+
+def _term_year(start_day: sql.Composable) -> sql.Composable:
+    """The academic year of a terms row ``t`` as text, from the source the settings name."""
+    s = app_settings
+    source = s.term_year_source
+    if source == "rule":
+        # "YYYY-YYYY" of the year that holds the first day: from TERM_YEAR_STARTS on,
+        # the year that starts that calendar year, before it the one that started before.
+        month, day = (int(part) for part in str(s.TERM_YEAR_STARTS).split("-"))
+        year = sql.SQL(
+            "(extract(year FROM {d})::int"
+            " - ((extract(month FROM {d}), extract(day FROM {d})) < ({m}, {dd}))::int)"
+        ).format(d=start_day, m=sql.Literal(month), dd=sql.Literal(day))
+        return sql.SQL("({y}::text || '-' || ({y} + 1)::text)").format(y=year)
+    column = sql.SQL("t.{}").format(sql.Identifier(str(s.TERM_YEAR_COLUMN)))
+    if source == "table":
+        return sql.SQL("(SELECT y.{label}::text FROM {table} y WHERE y.{id} = {column})").format(
+            label=sql.Identifier(s.TERM_YEAR_TABLE_LABEL_COLUMN),
+            table=sql.Identifier(str(s.TERM_YEAR_TABLE)),
+            id=sql.Identifier(s.TERM_YEAR_TABLE_ID_COLUMN),
+            column=column,
+        )
+    return sql.SQL("{}::text").format(column)
+
+
+def _term_sql(cursor: Cursor, tz: sql.Composable) -> dict[str, sql.Composable]:
+    """Expressions over a terms row ``t``: its first day, first instant, end, and year.
+
+    Term dates are whole days in TERM_TIME_ZONE, whatever the column type; ranges are
+    half-open [first day 00:00, day after the last day 00:00), so the last day counts
+    to midnight whether the LMS stores it as a date, as midnight or as 23:59:59.
+    """
+    s = app_settings
+    # Impossible year settings (E100) would build wrong SQL: refuse them by name.
+    s.require_valid("TERM_YEAR_COLUMN", "TERM_YEAR_STARTS", "TERM_YEAR_TABLE")
+    start_day = _term_day(cursor, s.TERM_START_COLUMN, tz)
+    end_day = _term_day(cursor, s.TERM_END_COLUMN, tz)
+    return {
+        "start_day": start_day,
+        "starts_at": sql.SQL("{}::timestamp AT TIME ZONE {}").format(start_day, tz),
+        "ends_at": sql.SQL("({} + 1)::timestamp AT TIME ZONE {}").format(end_day, tz),
+        "year": _term_year(start_day),
+    }
+
+
 def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
     """Build CREATE OR REPLACE statements for the lookup functions."""
     s = app_settings
@@ -61,19 +121,14 @@ def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
         "terms": terms,
         "term_id": sql.Identifier(s.TERM_ID_COLUMN),
         "term_id_type": sql.SQL(term_id_type),
-        "start": sql.Identifier(s.TERM_START_COLUMN),
-        "end": sql.Identifier(s.TERM_END_COLUMN),
-        "year": sql.Identifier(s.TERM_YEAR_COLUMN),
         "tz": sql.Literal(s.time_zone),
     }
-    # Term dates are whole days in the school's zone; ranges are half-open
-    # [start 00:00, day after end 00:00), so the last day counts to midnight.
-    # When terms overlap, the one that starts last wins.
+    params.update(_term_sql(cursor, params["tz"]))
+    # When terms overlap, the one whose first day is last wins (as TermIndex.at).
     params["term_at"] = sql.SQL(
         "SELECT t.{term_id}::text FROM {terms} t"
-        " WHERE p_at >= t.{start}::timestamp AT TIME ZONE {tz}"
-        " AND p_at < (t.{end} + 1)::timestamp AT TIME ZONE {tz}"
-        " ORDER BY t.{start} DESC, t.{term_id} DESC LIMIT 1"
+        " WHERE p_at >= {starts_at} AND p_at < {ends_at}"
+        " ORDER BY {start_day} DESC, t.{term_id} DESC LIMIT 1"
     ).format(**params)
     return sql.SQL(
         """
@@ -102,8 +157,7 @@ CREATE OR REPLACE FUNCTION activity_grades_term_bounds(
     p_term_id text, OUT starts_at timestamptz, OUT ends_at timestamptz, OUT academic_year text
 ) LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
-    SELECT t.{start}::timestamp AT TIME ZONE {tz}, (t.{end} + 1)::timestamp AT TIME ZONE {tz},
-           t.{year}::text
+    SELECT {starts_at}, {ends_at}, {year}
       INTO starts_at, ends_at, academic_year
       FROM {terms} t WHERE t.{term_id} = p_term_id::{term_id_type};
 END $fn$;
@@ -113,9 +167,8 @@ CREATE OR REPLACE FUNCTION activity_grades_terms() RETURNS TABLE (
 ) LANGUAGE plpgsql STABLE AS $fn$
 BEGIN
     RETURN QUERY
-    SELECT t.{term_id}::text, t.{start}::timestamp AT TIME ZONE {tz},
-           (t.{end} + 1)::timestamp AT TIME ZONE {tz}, t.{year}::text
-      FROM {terms} t ORDER BY t.{start}, t.{term_id};
+    SELECT t.{term_id}::text, {starts_at}, {ends_at}, {year}
+      FROM {terms} t ORDER BY {start_day}, t.{term_id};
 END $fn$;
 
 CREATE OR REPLACE FUNCTION activity_grades_class_ids() RETURNS SETOF text
@@ -184,21 +237,54 @@ def term_at(at: datetime, using: str = "default") -> str | None:
     return term_id
 
 
-def locate(activity_id: str, at: datetime, using: str = "default") -> tuple[str | None, str | None]:
-    """(class, term) of a grade in one round trip, as the routing trigger finds them."""
+def locate(
+    activity_id: str, at: datetime, using: str = "default"
+) -> tuple[str | None, str | None] | None:
+    """(class, term) of a grade in one round trip, as the routing trigger finds them.
+
+    None: the activity does not exist; a None class: it exists but has no class.
+    """
     found = fetch_rows(
         using, "SELECT class_id, term_id FROM activity_grades_locate(%s, %s)", [activity_id, at]
     )
-    return found[0] if found else (None, None)
+    return found[0] if found else None
 
 
-def classes_of(activity_ids: set[str], using: str = "default") -> dict[str, str]:
-    """activity -> class for those of ``activity_ids`` that exist and have a class."""
+def classes_of(activity_ids: set[str], using: str = "default") -> dict[str, str | None]:
+    """activity -> class (None: it has no class) for those of ``activity_ids`` that exist."""
     if not activity_ids:
         return {}
+    # activity_grades_locate returns no row for an activity that does not exist.
     found = fetch_rows(
         using,
-        "SELECT a, activity_grades_class_of(a) FROM unnest(%s::text[]) AS a",
+        "SELECT a, l.class_id FROM unnest(%s::text[]) AS a "
+        "CROSS JOIN LATERAL activity_grades_locate(a, now()) l",
         [list(activity_ids)],
     )
-    return {a: c for a, c in found if c is not None}
+    return dict(found)
+
+
+_NUMERIC_TYPES = ("smallint", "integer", "bigint", "numeric", "real", "double precision")
+
+
+def class_id_order(using: str = "default") -> Callable[[str], tuple[int, Decimal, str]]:
+    """A sort key for class ids in their own type: numbers by value when the LMS's class
+    column is numeric (1, 2, 10 rather than 1, 10, 2), text otherwise."""
+    with connections[using].cursor() as cur:
+        type_name = _column_type(
+            cur, app_settings.ACTIVITIES_TABLE, app_settings.ACTIVITY_CLASS_COLUMN
+        )
+    numeric = type_name.startswith(_NUMERIC_TYPES)
+
+    def key(class_id: str) -> tuple[int, Decimal, str]:
+        if numeric:
+            try:
+                return (0, Decimal(class_id), class_id)
+            except InvalidOperation:
+                pass  # not a number after all: after the numbers, as text
+        return (1, _ZERO, class_id)
+
+    return key
+
+
+_ZERO = Decimal(0)

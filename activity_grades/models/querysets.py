@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from django.db import models, transaction
 from django.db.models import signals
@@ -27,6 +28,7 @@ from django.db.models.sql import DeleteQuery, Query, UpdateQuery
 from django.db.models.sql.constants import ROW_COUNT
 from django.db.models.sql.datastructures import BaseTable
 
+from ..core.ids import as_text
 from ..db import registry
 
 __all__ = ["ActivityGradeManager", "ActivityGradeQuerySet"]
@@ -57,14 +59,17 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
         query.table_map[table_name] = [alias]
         return qs
 
-    def for_class(self, class_id: str, term: str | None = None) -> ActivityGradeQuerySet[_M]:
+    def for_class(
+        self, class_id: str | int | UUID, term: str | int | UUID | None = None
+    ) -> ActivityGradeQuerySet[_M]:
         """Grades of one class (every term) or of one (class, term) partition.
 
         Without ``term`` the class table is read; through inheritance it includes
         all of the class's term tables. An unknown class or term gives an empty
-        QuerySet (``.none()``), never a query on the parent.
+        QuerySet (``.none()``), never a query on the parent. Ids may be str, int or UUID.
         """
-        table = registry.partition_table(class_id, term, using=self.db)
+        term_id = None if term is None else as_text(term, "term")
+        table = registry.partition_table(as_text(class_id, "class_id"), term_id, using=self.db)
         if table is None:
             return self.none()
         return self.for_table(table)

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 
 from ..core.constants import Status
-from ..db import catalog
+from ..db import catalog, lms
 from ..db.connection import cursor
 
 __all__ = [
@@ -61,6 +61,7 @@ class PartitionStats:
     last_analyze_auto: bool
     share: float = 0.0  # of the total bytes of every partition, 0..1
     exact: bool = False  # rows counted with count(*)
+    class_rank: int = 0  # position of the class among all, class ids in their own type
 
     @property
     def kind(self) -> str:
@@ -142,6 +143,14 @@ def overview(exact: bool = False, using: str = "default") -> Overview:
         exact: count rows with ``count(*)`` on each live table (reads every partition).
     """
     parts = [PartitionStats(**row) for row in catalog.partition_stats(using)]
+    # Class ids in the LMS's own type (1, 2, 10), then each class table before its terms.
+    class_key = lms.class_id_order(using)
+    parts.sort(
+        key=lambda p: (class_key(p.class_id), p.starts_at is not None, p.starts_at, p.term_id)
+    )
+    ranks = {c: i for i, c in enumerate(dict.fromkeys(p.class_id for p in parts))}
+    for p in parts:
+        p.class_rank = ranks[p.class_id]
     with cursor(using) as cur:
         if exact:
             for part in parts:
