@@ -69,6 +69,7 @@ _JSON = {"content", "attachments"}
 _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
 # Text columns that hold an LMS id: an int or UUID id (a Django pk) is stored as text.
 _ID_COLUMNS = (*sorted(_ROUTING), "graded_by_id", "commitment_id")
+_REQUIRED = frozenset({"activity_id", "student_id"})
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,11 @@ class ActivityGradeService:
 
     # -- writes ------------------------------------------------------------------
 
-    def _complete(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Fill defaults the way the model does and adapt values for psycopg."""
+    def _complete(self, values: dict[str, Any], *, new: bool = False) -> dict[str, Any]:
+        """Fill defaults the way the model does and adapt values for psycopg.
+
+        ``new``: a row to insert, which must name its activity and student.
+        """
         if "id" not in values:  # not setdefault: a new id costs ~10 us per row
             values["id"] = new_grade_id()
         if "created_at" not in values or "updated_at" not in values:
@@ -140,9 +144,9 @@ class ActivityGradeService:
         if not _COLUMN_SET.issuperset(values):
             unknown = sorted(set(values) - _COLUMN_SET)
             raise UnknownColumn(f"unknown ActivityGrade columns: {unknown}")
-        for name in _ID_COLUMNS:
+        for name in _ID_COLUMNS:  # the fast case, text ids, costs one lookup each
             value = values.get(name)
-            if value is not None and type(value) is not str:
+            if value.__class__ is not str and (value is not None or new and name in _REQUIRED):
                 values[name] = as_text(value, name)
         for name in _JSON:
             value = values.get(name)
@@ -197,7 +201,7 @@ class ActivityGradeService:
         none. The leaves' statement triggers fill the key index (uniqueness holds).
         """
         started = time.monotonic()
-        prepared = [self._complete(_required_ids(dict(r))) for r in rows]
+        prepared = [self._complete(dict(r), new=True) for r in rows]
         missing = {r["activity_id"] for r in prepared if not r.get("class_id")}
         classes = lms.classes_of(missing, self.using)
         terms = lms.TermIndex(lms.terms(self.using))
@@ -366,12 +370,6 @@ class ActivityGradeService:
             )
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
-
-
-def _required_ids(row: dict[str, Any]) -> dict[str, Any]:
-    for name in ("activity_id", "student_id"):
-        row[name] = as_text(row.get(name), name)
-    return row
 
 
 def _text_or_none(value: Id | None, what: str) -> str | None:
