@@ -22,10 +22,12 @@ from .core.exceptions import (
     GradeError,
     InvalidId,
     LockTimeout,
+    NoUniqueKey,
     PartitioningError,
     ReadOnlyError,
     RetentionError,
     SettingsError,
+    UniqueKeyError,
     UnknownActivity,
     UnknownColumn,
 )
@@ -39,7 +41,7 @@ from .models import (
     ArchivedActivityGrade,
     Partition,
 )
-from .operations import archive, create, maintenance, repair, restore, retention
+from .operations import archive, create, maintenance, repair, restore, retention, unique_key
 from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
 from .operations.base import Plan, Progress, Result
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
@@ -47,6 +49,7 @@ from .operations.maintenance import MaintenancePlan, MaintenanceResult
 from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
+from .operations.unique_key import KeyItem, UniqueKeyPlan, UniqueKeyResult
 from .reporting.metrics import collect as collect_metrics
 from .reporting.stats import Overview, PartitionStats, overview
 from .service import (
@@ -84,6 +87,7 @@ __all__ = [
     "repair",
     "restore",
     "retention",
+    "unique_key",
     "Plan",
     "Progress",
     "Result",
@@ -104,6 +108,9 @@ __all__ = [
     "RetentionItem",
     "RetentionPlan",
     "RetentionResult",
+    "KeyItem",
+    "UniqueKeyPlan",
+    "UniqueKeyResult",
     # reporting
     "Overview",
     "PartitionStats",
@@ -118,10 +125,12 @@ __all__ = [
     "GradeError",
     "InvalidId",
     "LockTimeout",
+    "NoUniqueKey",
     "PartitioningError",
     "ReadOnlyError",
     "RetentionError",
     "SettingsError",
     "UnknownActivity",
     "UnknownColumn",
+    "UniqueKeyError",
 ]

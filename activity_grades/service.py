@@ -36,11 +36,13 @@ from .core.exceptions import (
     ActivityWithoutClass,
     GradeConflict,
     GradeError,
+    NoUniqueKey,
     ReadOnlyError,
     UnknownActivity,
     UnknownColumn,
 )
 from .core.ids import as_text, new_grade_id
+from .core.settings import app_settings
 from .db import ddl, leaves, lms, registry
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
@@ -240,7 +242,18 @@ class ActivityGradeService:
         Returns ``(grade, created)``. Safe under concurrency: the key index row is
         locked while updating, and an insert that loses a race (unique violation
         from the key index) is retried as an update.
+
+        Raises:
+            NoUniqueKey: ``UNIQUE_KEY`` is None, so (activity, student) names no one grade.
         """
+        if not app_settings.unique_key_on:
+            raise NoUniqueKey(
+                "upsert finds a grade by (activity, student), but ACTIVITY_GRADES"
+                "['UNIQUE_KEY'] is None: one activity and student may have several grades. "
+                "Use record() to add an attempt, and change a grade by its id: "
+                "get(id) then save(), or ActivityGrade.objects.for_class(...).filter(id=...)"
+                ".update(...)"
+            )
         if _ROUTING & set(fields) - {"class_id", "term_id"}:
             raise ReadOnlyError("upsert cannot change id, activity_id or student_id")
         activity_id = as_text(activity_id, "activity_id")

@@ -7,10 +7,10 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0006.json``); migrated back to 0005 it equals
-  ``catalog_0005.json`` and back to 0002 ``catalog_0002.json``, both taken from the
-  migrations as they were before their SQL moved into files, and forward again the
-  newest snapshot once more.
+  (``tests/fixtures/catalog_0007.json``); migrated back to 0006 it equals
+  ``catalog_0006.json``, back to 0005 ``catalog_0005.json`` and back to 0002
+  ``catalog_0002.json`` (the last two taken from the migrations as they were before
+  their SQL moved into files), and forward again the newest snapshot once more.
 
 ``catalog_0002.json`` and ``catalog_0005.json`` were recorded at commit
 f84deabb7d2416ea3946e7cf1231557f296c3ad6 (their ``generated_from_commit``), from a
@@ -22,7 +22,9 @@ checkout of that commit with this module added, by ``catalog()`` below::
 
 Recording them against the embedded server (PostgreSQL 16, no DATABASE_URL) gave the
 same files byte for byte. A migration that deliberately changes an installed object
-records new snapshots the same way.
+records new snapshots the same way: ``catalog_0006.json`` was recorded by
+``-k migrate_forward`` when 0006 was the newest migration, ``catalog_0007.json`` (the
+uniqueness key, 0007) the same way once 0007 existed.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-CATALOG_LATEST = FIXTURES / "catalog_0006.json"  # migrated to the newest migration
+CATALOG_LATEST = FIXTURES / "catalog_0007.json"  # migrated to the newest migration
+CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
 # Set to record the snapshots instead of comparing with them (see above).
@@ -392,6 +395,19 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 
 
 @pytest.mark.django_db(transaction=True)
+def test_back_to_0006_restores_exactly_what_0006_installed():
+    # 0007's reverse drops activity_grades_unique_key() and loads partition_ddl v1 again.
+    try:
+        call_command("migrate", "activity_grades", "0006", verbosity=0)
+        if not WRITE_SNAPSHOTS:
+            assert_catalog_is_the_snapshot(CATALOG_0006)
+    finally:
+        call_command("migrate", "activity_grades", verbosity=0)
+    if not WRITE_SNAPSHOTS:
+        assert_catalog_is_the_snapshot(CATALOG_LATEST)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_back_to_0005_restores_exactly_what_0005_installed():
     # 0006's reverse loads the route v2 and move v1 files again.
     try:
@@ -412,10 +428,10 @@ def test_back_to_0002_and_forward_again_installs_the_same_objects():
         call_command("migrate", "activity_grades", "0002", verbosity=0)
         assert_catalog_is_the_snapshot(CATALOG_0002)
         if not WRITE_SNAPSHOTS:
+            # archive_year came with 0003, unique_key with 0007
+            later = {"activity_grades_archive_year", "activity_grades_unique_key"}
             at_0002 = {
-                name
-                for name in function_versions()
-                if name not in GENERATED_FUNCTIONS | {"activity_grades_archive_year"}
+                name for name in function_versions() if name not in GENERATED_FUNCTIONS | later
             }
             assert_functions_match_files(dict.fromkeys(at_0002, 1))
     finally:

@@ -17,12 +17,14 @@ __all__ = [
     "GradeError",
     "InvalidId",
     "LockTimeout",
+    "NoUniqueKey",
     "PartitioningError",
     "ReadOnlyError",
     "RetentionError",
     "SettingsError",
     "UnknownActivity",
     "UnknownColumn",
+    "UniqueKeyError",
 ]
 
 
@@ -64,6 +66,14 @@ class GradeConflict(GradeError, IntegrityError):
 
 class ActivityWithoutClass(GradeError, IntegrityError):
     """The activity exists but belongs to no class, so the grade has no partition."""
+
+
+class NoUniqueKey(GradeError):
+    """A call that finds a grade by (activity, student) while ``UNIQUE_KEY`` is None."""
+
+
+class UniqueKeyError(ActivityGradesError, ValueError):
+    """The database cannot follow ``UNIQUE_KEY`` as asked (duplicates); nothing changed."""
 
 
 class InvalidId(GradeError, TypeError):

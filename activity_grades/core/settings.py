@@ -23,7 +23,7 @@ from django.conf import settings
 
 from .exceptions import SettingsError
 
-__all__ = ["AppSettings", "TermYearSource", "app_settings"]
+__all__ = ["UNIQUE_KEY_COLUMNS", "AppSettings", "TermYearSource", "app_settings"]
 
 T = TypeVar("T")
 
@@ -70,6 +70,19 @@ def _month_day(value: str | None) -> str | None:
 def _duration(value: str) -> str | None:
     ok = _DURATION.match(value.strip())
     return None if ok else "must be a PostgreSQL duration such as '5s' or '300ms'"
+
+
+# The one uniqueness key the app knows (the seed's): a grade per (activity, student).
+UNIQUE_KEY_COLUMNS = ("activity_id", "student_id")
+
+
+def _unique_key(value: tuple[str, ...] | list[str] | None) -> str | None:
+    if value is None or tuple(value) == UNIQUE_KEY_COLUMNS:
+        return None
+    return (
+        f"must be {UNIQUE_KEY_COLUMNS!r} (one grade per activity and student) or None "
+        f"(several attempts), not {value!r}"
+    )
 
 
 def _time_zone(value: str | None) -> str | None:
@@ -213,6 +226,15 @@ class AppSettings:
     RETENTION_YEARS = Setting[int | None](
         None, (int, _NONE), "academic years of archive to keep (None: forever)", _positive
     )
+    # One grade per (activity, student) across the tree, or None for LMSs that keep several
+    # attempts; id is unique either way. The database follows it through
+    # manage.py apply_unique_key (check --database default reports a mismatch).
+    UNIQUE_KEY = Setting[tuple[str, ...] | list[str] | None](
+        UNIQUE_KEY_COLUMNS,
+        (tuple, list, _NONE),
+        "('activity_id', 'student_id'): one grade per activity and student; None: several",
+        _unique_key,
+    )
     MAINTENANCE_CREATE = Setting[bool](True, bool, "maintenance creates partitions")
     MAINTENANCE_ARCHIVE = Setting[bool](False, bool, "maintenance archives past years")
     MAINTENANCE_RETENTION = Setting[bool](False, bool, "maintenance applies retention")
@@ -228,6 +250,11 @@ class AppSettings:
     @property
     def archive_lock_timeout(self) -> str:
         return self.ARCHIVE_LOCK_TIMEOUT or self.LOCK_TIMEOUT
+
+    @property
+    def unique_key_on(self) -> bool:
+        """Whether (activity_id, student_id) is unique across the tree (UNIQUE_KEY)."""
+        return self.UNIQUE_KEY is not None
 
     @property
     def term_year_source(self) -> TermYearSource:

@@ -13,7 +13,8 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E002`` the parent itself holds rows
 - ``activity_grades.E003`` the parent's ``CHECK (false) NO INHERIT`` is missing
 - ``activity_grades.E004`` a partition lacks a required index (PK id, activity_id,
-  student_id, UNIQUE(activity_id, student_id)) — fixable
+  student_id, (activity_id, student_id): UNIQUE while ``UNIQUE_KEY`` is on, plain while it
+  is off) — fixable
 - ``activity_grades.E005`` an index of the parent is missing on a partition (drift) — fixable
   for plain column indexes
 - ``activity_grades.E006`` a partition lacks its CHECK constraint(s)
@@ -22,6 +23,9 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E009`` ``constraint_exclusion`` is ``off``
 - ``activity_grades.E010`` a live registry row names a table that does not exist
 - ``activity_grades.E011`` a partition lacks one of the app's triggers
+- ``activity_grades.E012`` tables whose (activity, student) index disagrees with the
+  ``UNIQUE_KEY`` setting (unique while it is None, or not unique while it is on) —
+  ``manage.py apply_unique_key`` switches them
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
+from ..core.settings import app_settings
 from ..db import catalog, ddl, registry
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, cursor
-from . import create
+from . import create, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 
-__all__ = ["FixResult", "Problem", "RepairPlan", "plan"]
+__all__ = ["FixResult", "Problem", "RepairPlan", "plan", "required_indexes"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -48,6 +53,18 @@ REQUIRED_INDEXES: dict[str, tuple[tuple[str, ...], bool, bool]] = {
     "student_idx": (("student_id",), False, False),
     "activity_student_key": (("activity_id", "student_id"), True, False),
 }
+# The uniqueness key's columns: UNIQUE while UNIQUE_KEY is on, a plain index while it is
+# off. Which of the two a table has is E012's to report; E004 only a missing index.
+_KEY_COLUMNS = ("activity_id", "student_id")
+
+
+def required_indexes(unique_key_on: bool) -> dict[str, tuple[tuple[str, ...], bool, bool]]:
+    """REQUIRED_INDEXES for one mode: without the key, a plain (activity, student) index."""
+    if unique_key_on:
+        return dict(REQUIRED_INDEXES)
+    out = {k: v for k, v in REQUIRED_INDEXES.items() if v[0] != _KEY_COLUMNS}
+    out["activity_student_idx"] = (_KEY_COLUMNS, False, False)
+    return out
 
 
 @dataclass
@@ -177,13 +194,18 @@ def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
         by_table.setdefault(tbl, set()).add(sig)
         if tbl == PARENT:
             parent_indexes.append((name, sig, complex_))
-    required = {(cols, u, p, "btree"): suffix for suffix, (cols, u, p) in REQUIRED_INDEXES.items()}
+    required = {
+        (cols, u, p, "btree"): suffix
+        for suffix, (cols, u, p) in required_indexes(app_settings.unique_key_on).items()
+    }
 
     def has(tbl: str, sig: IndexSignature) -> bool:
         cols, unique, primary, am = sig
         have = by_table.get(tbl, set())
         if primary:
             return sig in have
+        if cols == _KEY_COLUMNS:  # unique or not: check_unique_key says which it should be
+            return any(h[0] == cols and h[3] == am for h in have)
         # A UNIQUE or PRIMARY index covers a plain one on the same columns.
         return any(h[0] == cols and h[3] == am and (h[1] or not unique) for h in have)
 
@@ -201,7 +223,7 @@ def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
                     )
                 )
         for name, sig, complex_ in parent_indexes:
-            if sig in required or has(table, sig):
+            if sig in required or sig[0] == _KEY_COLUMNS or has(table, sig):
                 continue
             suffix = name[len(PARENT) + 1 :] if name.startswith(PARENT + "_") else name
             out.append(
@@ -273,6 +295,41 @@ def check_triggers(cur: Cursor) -> list[Problem]:
     ]
 
 
+def check_unique_key(cur: Cursor) -> list[Problem]:
+    """E012: tables whose (activity, student) index disagrees with ``UNIQUE_KEY``.
+
+    A partition with no such index at all is E004's (its fix creates the right one).
+    """
+    if app_settings.validate():
+        return []  # E100 says what to fix first
+    on = app_settings.unique_key_on
+    wrong = [
+        s for s in unique_key.disagreeing(cur, on) if s.kind != "partition" or s.unique or s.plain
+    ]
+    if not wrong:
+        return []
+    names = [s.table for s in wrong[:5]]
+    more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
+    if on:
+        what = (
+            "ACTIVITY_GRADES['UNIQUE_KEY'] is ('activity_id', 'student_id') but "
+            f"{len(wrong)} table(s) do not enforce it"
+        )
+    else:
+        what = (
+            "ACTIVITY_GRADES['UNIQUE_KEY'] is None (several attempts) but "
+            f"{len(wrong)} table(s) still refuse a second grade of an activity and student"
+        )
+    return [
+        Problem(
+            "activity_grades.E012",
+            f"{what}: {', '.join(names)}{more}",
+            "manage.py apply_unique_key switches them"
+            + (" (it first checks the tree for duplicates)" if on else ""),
+        )
+    ]
+
+
 def check_registry_tables(using: str) -> list[Problem]:
     return [
         Problem(
@@ -331,6 +388,7 @@ def plan(using: str = "default") -> RepairPlan:
             + check_indexes(cur, using)
             + check_constraints(cur)
             + check_triggers(cur)
+            + check_unique_key(cur)
             + check_constraint_exclusion(cur)
         )
     return RepairPlan(problems + check_upcoming(using), using=using)
