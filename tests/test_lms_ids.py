@@ -12,6 +12,7 @@ import json
 import uuid
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
@@ -24,6 +25,7 @@ from activity_grades import (
 )
 from activity_grades.admin.grades import ClassFilter
 from activity_grades.db import lms
+from activity_grades.db.registry import invalidate_cache
 from activity_grades.operations import create
 from activity_grades.reporting import stats
 from tests.admin_support import staff
@@ -33,6 +35,14 @@ pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
 AT = dt.datetime(2030, 3, 1, 12, tzinfo=UTC)  # in semester 1
 COURSES = (1, 2, 10)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Each test's partitions roll back with it; the process's name cache must not keep them.
+    invalidate_cache()
+    yield
+    invalidate_cache()
 
 
 @pytest.fixture
@@ -187,3 +197,39 @@ def _admin():
     from django.contrib import admin
 
     return admin.site._registry[ActivityGrade]
+
+
+def test_lms_tables_in_another_schema(settings):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'CREATE SCHEMA lms; CREATE TABLE lms."Quiz" (id integer PRIMARY KEY, course integer);'
+            "CREATE TABLE lms.semester (id integer PRIMARY KEY, opens date, closes date, yr text);"
+            "INSERT INTO lms.semester VALUES (1, '2030-01-01', '2030-06-30', '2029-2030');"
+            'INSERT INTO lms."Quiz" VALUES (16, 1);'
+        )
+    settings.ACTIVITY_GRADES = {
+        "ACTIVITIES_TABLE": "lms.Quiz",  # schema "lms", table "Quiz" (case kept)
+        "ACTIVITY_CLASS_COLUMN": "course",
+        "TERMS_TABLE": "lms.semester",
+        "TERM_START_COLUMN": "opens",
+        "TERM_END_COLUMN": "closes",
+        "TERM_YEAR_COLUMN": "yr",
+    }
+    try:
+        assert [
+            m.id
+            for m in checks.run_checks(databases=["default"])
+            if m.id.startswith("activity_grades.E1")
+        ] == []
+        lms.install()
+        g = ActivityGradeService().record(16, 7, **grade())
+        assert (g.class_id, g.term_id) == ("1", "1")
+        with connection.cursor() as cursor:
+            _insert(cursor, "16")  # through the parent: the trigger's lookups find lms."Quiz"
+        assert ActivityGrade.objects.for_class(1, 1).count() == 2
+        settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "ACTIVITIES_TABLE": "lms.quiz"}
+        found = [m for m in checks.run_checks(databases=["default"]) if m.id.endswith("E101")]
+        assert len(found) == 1 and "'lms.quiz'" in found[0].msg
+    finally:
+        settings.ACTIVITY_GRADES = {}
+        lms.install()

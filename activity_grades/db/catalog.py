@@ -33,6 +33,7 @@ __all__ = [
     "slow_statements",
     "has_parent_check",
     "index_signatures",
+    "lms_table",
     "marker_of",
     "names_by_table",
     "rows_in_parent",
@@ -180,17 +181,25 @@ def names_by_table(cur: Cursor, kind: str, oids: list[int]) -> dict[int, set[str
     return have
 
 
+def lms_table(name: str) -> sql.Identifier:
+    """An LMS table named by a setting: ``"quiz"``, or ``"lms.quiz"`` in schema ``lms``.
+
+    The first dot separates the schema; each part is quoted as it is (case kept).
+    """
+    return sql.Identifier(*name.split(".", 1))
+
+
 def columns_of(using: str, table: str) -> dict[str, str] | None:
     """Column name -> SQL type of a table (a plain or schema-qualified name); None: no table."""
     found = fetch_rows(
         using,
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-        [sql.Identifier(table).as_string()],
+        [lms_table(table).as_string()],
     )
     if not found:
         exists = fetch_value(
-            using, "SELECT to_regclass(%s) IS NOT NULL", [sql.Identifier(table).as_string()]
+            using, "SELECT to_regclass(%s) IS NOT NULL", [lms_table(table).as_string()]
         )
         return {} if exists else None
     return dict(found)
@@ -222,7 +231,7 @@ def foreign_key_target(using: str, table: str, column: str) -> tuple[str, str] |
         "JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1] "
         "WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s) "
         "AND cardinality(c.conkey) = 1 AND a.attname = %s ORDER BY c.conname LIMIT 1",
-        [sql.Identifier(table).as_string(), column],
+        [lms_table(table).as_string(), column],
     )
     return (found[0][0], found[0][1]) if found else None
 

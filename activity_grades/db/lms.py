@@ -20,7 +20,7 @@ from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.settings import app_settings
-from .catalog import date_kind
+from .catalog import date_kind, lms_table
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
@@ -43,7 +43,7 @@ def _column_type(cursor: Cursor, table: str, column: str) -> str:
     cursor.execute(
         "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
-        [sql.Identifier(table).as_string(), column],
+        [lms_table(table).as_string(), column],
     )
     row = cursor.fetchone()
     return row[0] if row else "text"
@@ -79,7 +79,7 @@ def _term_year(start_day: sql.Composable) -> sql.Composable:
     if source == "table":
         return sql.SQL("(SELECT y.{label}::text FROM {table} y WHERE y.{id} = {column})").format(
             label=sql.Identifier(s.TERM_YEAR_TABLE_LABEL_COLUMN),
-            table=sql.Identifier(str(s.TERM_YEAR_TABLE)),
+            table=lms_table(str(s.TERM_YEAR_TABLE)),
             id=sql.Identifier(s.TERM_YEAR_TABLE_ID_COLUMN),
             column=column,
         )
@@ -109,8 +109,8 @@ def _term_sql(cursor: Cursor, tz: sql.Composable) -> dict[str, sql.Composable]:
 def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
     """Build CREATE OR REPLACE statements for the lookup functions."""
     s = app_settings
-    activities = sql.Identifier(s.ACTIVITIES_TABLE)
-    terms = sql.Identifier(s.TERMS_TABLE)
+    activities = lms_table(s.ACTIVITIES_TABLE)
+    terms = lms_table(s.TERMS_TABLE)
     act_id_type = _column_type(cursor, s.ACTIVITIES_TABLE, s.ACTIVITY_ID_COLUMN)
     term_id_type = _column_type(cursor, s.TERMS_TABLE, s.TERM_ID_COLUMN)
     params = {
