@@ -133,15 +133,6 @@ def test_sql_stores_two_grades_of_one_pair_in_one_leaf_and_in_two_leaves(key_off
 
 
 @pytest.mark.django_db
-def test_id_stays_unique_across_the_tree_without_the_key(key_off):
-    with connection.cursor() as cursor:
-        cursor.execute(INSERT, ["dup", "123/a0", "s1", "2023-09-01+00"])
-        with pytest.raises(IntegrityError, match="activity_grades_unique_id"):
-            with transaction.atomic():
-                cursor.execute(INSERT, ["dup", "456/a0", "s2", "2024-02-01+00"])
-
-
-@pytest.mark.django_db
 def test_orm_create_and_bulk_create_store_several_attempts(key_off):
     ActivityGrade.objects.create(**vars_of(new("123/a0", "s1", FALL)))
     ActivityGrade.objects.create(**vars_of(new("123/a0", "s1", FALL)))

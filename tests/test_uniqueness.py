@@ -9,10 +9,14 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from tests.helpers import INSERT, assert_tree_consistent, connect
+from tests.test_unique_key import key_off  # noqa: F401  (fixture)
 
 
 @pytest.mark.django_db
-def test_same_id_in_two_partitions_is_refused(lms):
+@pytest.mark.parametrize("mode", ["key on", "key off"])
+def test_same_id_in_two_partitions_is_refused(lms, mode, request):
+    if mode == "key off":  # several attempts per activity: id stays unique all the same
+        request.getfixturevalue("key_off")
     with connection.cursor() as cursor:
         cursor.execute(INSERT, ["dup", "123/a0", "s1", "2023-09-01+00"])
         with pytest.raises(IntegrityError, match="activity_grades_unique_id"):
