@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from psycopg import sql
 
+from activity_grades.db.registry import invalidate_cache
 from gradeproject.lms.models import Activity, SchoolClass, Term
 
 
@@ -42,6 +43,14 @@ def drop_all_partitions() -> None:
             )
         cursor.execute("DELETE FROM activity_grades_partition")
         cursor.execute("DELETE FROM activity_grades_key")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_partition_cache():
+    """A test's partitions roll back with it: the process's table-name cache must forget them."""
+    invalidate_cache()
+    yield
+    invalidate_cache()
 
 
 @pytest.fixture

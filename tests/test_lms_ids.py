@@ -25,7 +25,6 @@ from activity_grades import (
 )
 from activity_grades.admin.grades import ClassFilter
 from activity_grades.db import lms
-from activity_grades.db.registry import invalidate_cache
 from activity_grades.operations import create
 from activity_grades.reporting import stats
 from tests.admin_support import staff
@@ -35,14 +34,6 @@ pytestmark = pytest.mark.django_db
 UTC = dt.timezone.utc
 AT = dt.datetime(2030, 3, 1, 12, tzinfo=UTC)  # in semester 1
 COURSES = (1, 2, 10)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Each test's partitions roll back with it; the process's name cache must not keep them.
-    invalidate_cache()
-    yield
-    invalidate_cache()
 
 
 @pytest.fixture

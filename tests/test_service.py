@@ -16,7 +16,6 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
-from activity_grades.db.registry import invalidate_cache as invalidate_partition_cache
 from activity_grades.models import ActivityGrade
 from activity_grades.service import ActivityGradeService
 from tests.helpers import assert_tree_consistent
@@ -26,13 +25,6 @@ UTC = dt.timezone.utc
 FALL = dt.datetime(2023, 9, 10, 12, tzinfo=UTC)
 SPRING = dt.datetime(2024, 2, 10, 12, tzinfo=UTC)
 GAP = dt.datetime(2024, 7, 1, 12, tzinfo=UTC)  # between terms: the class table
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    invalidate_partition_cache()
-    yield
-    invalidate_partition_cache()
 
 
 def grade(activity, student, at=FALL, **extra):

@@ -24,7 +24,6 @@ from activity_grades import (
     ActivityGradesError,
     ActivityGradeService,
     NoUniqueKey,
-    invalidate_cache,
     unique_key,
 )
 from activity_grades.checks import settings_check
@@ -39,14 +38,6 @@ SPRING = dt.datetime(2024, 2, 1, 12, tzinfo=dt.timezone.utc)
 
 def set_key(settings, value) -> None:
     settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "UNIQUE_KEY": value}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Partitions of a rolled-back test must not be remembered by the next one.
-    invalidate_cache()
-    yield
-    invalidate_cache()
 
 
 @pytest.fixture
