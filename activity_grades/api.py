@@ -18,6 +18,7 @@ from .core.exceptions import (
     ActivityGradesError,
     ActivityWithoutClass,
     ArchiveError,
+    ConversionError,
     GradeConflict,
     GradeError,
     InvalidId,
@@ -41,9 +42,19 @@ from .models import (
     ArchivedActivityGrade,
     Partition,
 )
-from .operations import archive, create, maintenance, repair, restore, retention, unique_key
+from .operations import (
+    archive,
+    convert,
+    create,
+    maintenance,
+    repair,
+    restore,
+    retention,
+    unique_key,
+)
 from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
 from .operations.base import Plan, Progress, Result
+from .operations.convert import ConversionPlan, ConversionResult
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
 from .operations.maintenance import MaintenancePlan, MaintenanceResult
 from .operations.repair import FixResult, Problem, RepairPlan
@@ -82,6 +93,7 @@ __all__ = [
     "Term",
     # operations: <module>.plan(...) -> Plan; Plan.apply(progress) -> Result
     "archive",
+    "convert",
     "create",
     "maintenance",
     "repair",
@@ -93,6 +105,8 @@ __all__ = [
     "Result",
     "ArchiveItem",
     "ArchivePlan",
+    "ConversionPlan",
+    "ConversionResult",
     "ArchiveResult",
     "CreatePlan",
     "CreateResult",
@@ -121,6 +135,7 @@ __all__ = [
     "ActivityGradesError",
     "ActivityWithoutClass",
     "ArchiveError",
+    "ConversionError",
     "GradeConflict",
     "GradeError",
     "InvalidId",

@@ -1,23 +1,62 @@
-"""App config: system checks, and the generated SQL functions after every migrate."""
+"""App config: system checks, the staging schema before migrate, the generated SQL after it."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.management.base import CommandError
 from django.db import connections
-from django.db.models.signals import post_migrate
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.models.signals import post_migrate, pre_migrate
 
-from .core.constants import REGISTRY_TABLE
-from .db import dispatch, lms
+from .core.constants import PARENT, REGISTRY_TABLE, STAGING_SCHEMA
+from .db import dispatch, lms, staging
+from .operations.convert import check_lms_table
+
+
+def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """Before the app's first migration: an LMS table named activity_grades stays as it is.
+
+    The app's objects are then built in the staging schema (``activity_grades.sql.AppSQL``)
+    and ``convert_grades_table`` moves them beside it. A table that could not become a
+    child of the parent stops ``migrate`` here, before anything is created.
+    """
+    connection = connections[using]
+    applied = MigrationRecorder(connection).applied_migrations()
+    if (sender.label, "0001_initial") in applied:
+        return
+    with connection.cursor() as cur:
+        table = staging.parent_table(cur)
+        if table is None or table.is_app_parent:
+            return
+        problems, _ = check_lms_table(cur, table.oid)
+        if problems:
+            raise CommandError(
+                f"the LMS's table {table.schema}.{PARENT} cannot be converted to the "
+                "app's partitions as it stands:\n  - "
+                + "\n  - ".join(problems)
+                + "\nNothing was changed; fix these, then run migrate again (docs/adopting.md)."
+            )
+        staging.prepare(cur)
 
 
 def _install_generated_functions(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """After every migrate: the LMS lookups and the trigger's fast path, from settings."""
-    # Only once the app's tables exist (migrate --fake-initial, partial migrations).
-    if REGISTRY_TABLE in connections[using].introspection.table_names():
-        lms.install(using)
-        dispatch.install(using)
+    connection = connections[using]
+    with connection.cursor() as cur, staging.session(cur) as staged:
+        # Only once the app's tables exist (migrate --fake-initial, partial migrations).
+        if REGISTRY_TABLE in connection.introspection.table_names():
+            lms.install(using)
+            dispatch.install(using)
+    if staged:
+        out = kwargs.get("stdout") or sys.stdout
+        out.write(
+            f"activity_grades: the LMS's own table {PARENT} was left as it is; the app's "
+            f"objects wait in schema {STAGING_SCHEMA}. Next: manage.py convert_grades_table "
+            "--to partitioned --dry-run (docs/adopting.md).\n"
+        )
 
 
 class ActivityGradesConfig(AppConfig):
@@ -28,6 +67,9 @@ class ActivityGradesConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registering checks is ready()'s job)
 
+        pre_migrate.connect(
+            _stage_beside_lms_table, sender=self, dispatch_uid="activity_grades_staging"
+        )
         post_migrate.connect(
             _install_generated_functions, sender=self, dispatch_uid="activity_grades_lookups"
         )

@@ -63,6 +63,9 @@ Id = str | int | uuid.UUID
 # Tables per UNION ALL statement when reading one student's whole record.
 UNION_CHUNK = 100
 UPSERT_ATTEMPTS = 5
+# Reads of one grade or one student's grades that found it moved between the key index
+# lookup and the read try again this many times.
+MOVED_RETRIES = 3
 
 # Every concrete field has a column; the test only tells the type checker so.
 COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_fields if f.column)
@@ -360,11 +363,15 @@ class ActivityGradeService:
     def get(self, grade_id: Id) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
         grade_id = as_text(grade_id, "grade_id")
-        table = registry.table_of_grade(grade_id, self.using)
-        if table is None:
-            return None
-        found = self._select(table, {"id": grade_id}, only=True)
-        return found[0] if found else None
+        for _ in range(MOVED_RETRIES):
+            table = registry.table_of_grade(grade_id, self.using)
+            if table is None:
+                return None
+            found = self._select(table, {"id": grade_id}, only=True)
+            if found:
+                return found[0]
+            # Moved between the two reads (a conversion, archiving): look it up again.
+        return None
 
     def student_record(self, student_id: Id) -> list[ActivityGrade]:
         """One student's grades in every class and term.
@@ -375,12 +382,18 @@ class ActivityGradeService:
         """
         student_id = as_text(student_id, "student_id")
         tables = registry.tables_of_student(student_id, self.using)
-        out: list[ActivityGrade] = []
-        for i in range(0, len(tables), UNION_CHUNK):
-            chunk = tables[i : i + UNION_CHUNK]
-            out += self._read(
-                partial(leaves.select_student, self.using, chunk, COLUMNS, student_id)
-            )
+        for _ in range(MOVED_RETRIES):
+            out: list[ActivityGrade] = []
+            for i in range(0, len(tables), UNION_CHUNK):
+                chunk = tables[i : i + UNION_CHUNK]
+                out += self._read(
+                    partial(leaves.select_student, self.using, chunk, COLUMNS, student_id)
+                )
+            # A grade moved meanwhile into a table not listed (a conversion): read again.
+            again = registry.tables_of_student(student_id, self.using)
+            if set(again) <= set(tables):
+                break
+            tables = again
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
 

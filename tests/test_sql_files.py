@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0007.json``); migrated back to 0006 it equals
+  (``tests/fixtures/catalog_0008.json``); migrated back to 0007 it equals
+  ``catalog_0007.json``, back to 0006
   ``catalog_0006.json``, back to 0005 ``catalog_0005.json`` and back to 0002
   ``catalog_0002.json`` (the last two taken from the migrations as they were before
   their SQL moved into files), and forward again the newest snapshot once more.
@@ -24,7 +25,8 @@ Recording them against the embedded server (PostgreSQL 16, no DATABASE_URL) gave
 same files byte for byte. A migration that deliberately changes an installed object
 records new snapshots the same way: ``catalog_0006.json`` was recorded by
 ``-k migrate_forward`` when 0006 was the newest migration, ``catalog_0007.json`` (the
-uniqueness key, 0007) the same way once 0007 existed.
+uniqueness key, 0007) the same way once 0007 existed, ``catalog_0008.json`` (the
+conversion's state, 0008) once 0008 existed.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-CATALOG_LATEST = FIXTURES / "catalog_0007.json"  # migrated to the newest migration
+CATALOG_0007 = FIXTURES / "catalog_0007.json"
+CATALOG_LATEST = FIXTURES / "catalog_0008.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -398,6 +401,8 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0008's reverse drops the conversion's two state tables.
+        ("0007", CATALOG_0007),
         # 0007's reverse drops activity_grades_unique_key() and loads partition_ddl v1.
         ("0006", CATALOG_0006),
         # 0006's reverse loads the route v2 and move v1 files again.

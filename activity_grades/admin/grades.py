@@ -20,6 +20,7 @@ from django.utils.functional import cached_property
 from ..core.settings import app_settings
 from ..db import catalog, lms, registry
 from ..models import ActivityGrade, ActivityGradeQuerySet, Partition
+from ..service import MOVED_RETRIES
 
 __all__ = ["ActivityGradeAdmin", "EstimatedCountPaginator"]
 
@@ -142,10 +143,15 @@ class ActivityGradeAdmin(_ModelAdmin):
     ) -> ActivityGrade | None:
         # The key index says which partition holds the grade: read that table only.
         if from_field is None:
-            table = registry.table_of_grade(object_id, self.model.objects.db)
-            if table is None:
-                return None
-            return self.get_queryset(request).for_table(table).filter(pk=object_id).first()
+            for _ in range(MOVED_RETRIES):
+                table = registry.table_of_grade(object_id, self.model.objects.db)
+                if table is None:
+                    return None
+                found = self.get_queryset(request).for_table(table).filter(pk=object_id).first()
+                if found is not None:
+                    return found
+                # Moved meanwhile (a conversion, archiving): look it up again.
+            return None
         return super().get_object(request, object_id, from_field)
 
     @admin.display(description="partition")

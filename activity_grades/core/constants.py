@@ -13,8 +13,13 @@ __all__ = [
     "ARCHIVE_MARKER",
     "ARCHIVE_PARENT",
     "ARCHIVE_YEARS_TABLE",
+    "CONVERSION_MOVED_TABLE",
+    "CONVERSION_TABLE",
     "DETACHED_MARKER",
     "KEY_TABLE",
+    "LEGACY_CLASS",
+    "LEGACY_MARKER",
+    "LEGACY_TABLE",
     "LOGGER_NAME",
     "MAINTENANCE_JOB",
     "MAINTENANCE_LOCK_KEY",
@@ -23,7 +28,9 @@ __all__ = [
     "PARTITION_MARKER",
     "PARTITION_TRIGGERS",
     "REGISTRY_TABLE",
+    "ROUTE_LEGACY_TRIGGER",
     "ROUTE_TRIGGER",
+    "STAGING_SCHEMA",
     "Status",
 ]
 
@@ -36,13 +43,28 @@ REGISTRY_TABLE = "activity_grades_partition"
 ARCHIVE_PARENT = "archived_activity_grades"
 ARCHIVE_YEARS_TABLE = "activity_grades_archive_year"
 
+# Migration 0008: the conversion of an LMS's own table (manage.py convert_grades_table).
+CONVERSION_TABLE = "activity_grades_conversion"
+CONVERSION_MOVED_TABLE = "activity_grades_conversion_moved"
+# Where migrate creates the app's objects while the LMS's own activity_grades table
+# holds the name (activity_grades/sql/__init__.py spells it too: migrations import
+# nothing live). The conversion moves them next to the LMS's table.
+STAGING_SCHEMA = "activity_grades_staging"
+# The LMS's table while a conversion drains it, as a child of the parent; its grades'
+# rows in the key index carry LEGACY_CLASS (no real class id starts with \x01).
+LEGACY_TABLE = "activity_grades_legacy"
+LEGACY_CLASS = "\x01legacy"
+
 # Ownership markers (COMMENT ON TABLE): the app only drops or detaches what carries one.
 PARTITION_MARKER = "activity_grades:partition"
 DETACHED_MARKER = "activity_grades:detached"
 ARCHIVE_MARKER = "activity_grades:archive"
+LEGACY_MARKER = "activity_grades:legacy"
 
 # The parent's routing trigger and its "holds no rows" CHECK.
 ROUTE_TRIGGER = "activity_grades_route"
+# Replaces it while a conversion to a plain table runs: new grades go to that table.
+ROUTE_LEGACY_TRIGGER = "activity_grades_route_legacy"
 PARENT_CHECK = "activity_grades_parent_holds_no_rows"
 # The triggers every partition carries (activity_grades_partition_ddl creates them).
 PARTITION_TRIGGERS = (

@@ -12,6 +12,7 @@ from django.db import IntegrityError
 __all__ = [
     "ActivityGradesError",
     "ArchiveError",
+    "ConversionError",
     "GradeConflict",
     "ActivityWithoutClass",
     "GradeError",
@@ -42,6 +43,10 @@ class PartitioningError(ActivityGradesError, ValueError):
 
 class ArchiveError(ActivityGradesError, ValueError):
     """An archive or restore request that cannot be carried out; nothing of it changed."""
+
+
+class ConversionError(ActivityGradesError, ValueError):
+    """The LMS's table cannot be converted (or converted back) as it stands; says why."""
 
 
 class RetentionError(ActivityGradesError, ValueError):

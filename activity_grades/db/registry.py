@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from ..core.constants import Status
+from ..core.constants import LEGACY_CLASS, LEGACY_TABLE, Status
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
@@ -38,16 +38,22 @@ CACHE_SECONDS = 60.0
 
 _cache: dict[tuple[str, str, str | None], tuple[str, float]] = {}
 
-# The live table of the (class_id, term_id) of a row aliased ``k``. Two lookups so each
+# The live table of the (class_id, term_id) of a row aliased ``k``; the LMS's own table
+# while a conversion drains it (its grades' keys carry LEGACY_CLASS). Two lookups so each
 # uses one of the registry's partial unique indexes: a join on ``term_id IS NOT DISTINCT
 # FROM`` cannot use an index and scanned the whole registry.
 LIVE_TABLE = sql.SQL(
-    "CASE WHEN k.term_id IS NULL"
+    "CASE WHEN k.class_id = {legacy_class} THEN {legacy_table}::text"
+    " WHEN k.term_id IS NULL"
     " THEN (SELECT p.table_name FROM activity_grades_partition p"
     " WHERE p.class_id = k.class_id AND p.term_id IS NULL AND p.status = {live})"
     " ELSE (SELECT p.table_name FROM activity_grades_partition p"
     " WHERE p.class_id = k.class_id AND p.term_id = k.term_id AND p.status = {live}) END"
-).format(live=sql.Literal(Status.LIVE.value))
+).format(
+    live=sql.Literal(Status.LIVE.value),
+    legacy_class=sql.Literal(LEGACY_CLASS),
+    legacy_table=sql.Literal(LEGACY_TABLE),
+)
 
 
 @dataclass(frozen=True)

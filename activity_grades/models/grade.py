@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -10,6 +10,7 @@ from django.db import models, router, transaction
 from django.db.models import Field, QuerySet, signals
 from django.db.models.sql import DeleteQuery, UpdateQuery
 
+from ..core.constants import LEGACY_TABLE
 from ..core.settings import app_settings
 from ..db import leaves, registry
 from .columns import GradeColumns
@@ -73,13 +74,17 @@ class ActivityGrade(GradeColumns):
         if not values:
             args = (base_qs, using, pk_val, values, update_fields, forced_update, *more)
             return super()._do_update(*args)
-        table = registry.table_of_grade(pk_val, using)
         rows = type(self).objects.db_manager(using).filter(pk=pk_val)
-        updated = table is not None and (
-            rows._write_table(table, UpdateQuery, lambda q: q.add_update_fields(values)) > 0
-            # 0 rows: the move trigger sent the grade to another partition (it is still
-            # stored, so this was an update), or it was deleted in between.
-            or registry.table_of_grade(pk_val, using) is not None
+        updated = (
+            _in_own_table(
+                pk_val,
+                using,
+                lambda table: rows._write_table(
+                    table, UpdateQuery, lambda q: q.add_update_fields(values)
+                ),
+                update=True,
+            )
+            > 0
         )
         if not more:
             return updated
@@ -99,9 +104,41 @@ class ActivityGrade(GradeColumns):
         with transaction.atomic(using=using, savepoint=False):
             signals.pre_delete.send(type(self), instance=self, using=using, origin=self)
             rows = type(self).objects.db_manager(using).filter(pk=self.pk)
-            count = rows._write_table(table, DeleteQuery)
+            count = _in_own_table(
+                self.pk, using, lambda table: rows._write_table(table, DeleteQuery), table
+            )
             signals.post_delete.send(type(self), instance=self, using=using, origin=self)
         self.pk = None
         return count, {self._meta.label: count}
 
     delete.alters_data = True  # type: ignore[attr-defined]
+
+
+def _in_own_table(
+    pk: Any,
+    using: str,
+    write: Callable[[str], int],
+    table: str | None = None,
+    *,
+    update: bool = False,
+) -> int:
+    """Run ``write`` on the table that holds grade ``pk``; the rows it changed.
+
+    0 rows where the grade went between the LMS's own table and a partition meanwhile
+    (``convert_grades_table``): ``write`` runs again where it is now. Otherwise 0 rows of
+    an ``update`` of a grade still stored count as done (1): the move trigger sent it to
+    another partition as part of this very update.
+    """
+    table = table or registry.table_of_grade(pk, using)
+    for _ in range(3):
+        if table is None:
+            return 0
+        changed = write(table)
+        if changed:
+            return changed
+        now = registry.table_of_grade(pk, using)
+        if now is not None and now != table and LEGACY_TABLE in (table, now):
+            table = now
+            continue
+        return int(update and now is not None)
+    return 0

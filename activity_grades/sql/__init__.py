@@ -16,6 +16,8 @@ from django.db import migrations
 __all__ = [
     "MANIFEST",
     "SQL_DIR",
+    "STAGING_SCHEMA",
+    "AppSQL",
     "function",
     "manifest_text",
     "read",
@@ -30,6 +32,32 @@ SQL_DIR: Path = Path(__file__).resolve().parent
 
 MANIFEST: Path = SQL_DIR / "MANIFEST.sha256"
 """``sha256sum`` format: ``<hex digest>  <relative path>``, one released file a line."""
+
+
+STAGING_SCHEMA = "activity_grades_staging"
+"""Where ``migrate`` creates the app's objects beside an LMS table named ``activity_grades``
+(``core.constants.STAGING_SCHEMA``; spelled here too, since migrations import nothing live)."""
+
+
+class AppSQL(migrations.RunSQL):
+    """``RunSQL`` that runs in the staging schema when the app's objects wait there.
+
+    When the LMS already has an ``activity_grades`` table, ``migrate`` (the app's
+    pre_migrate handler) creates the schema ``activity_grades_staging``; while it exists,
+    every statement of the app's migrations runs with it first on ``search_path`` (to
+    the end of the migration's transaction), so the released SQL, which names no
+    schema, builds and changes the staged objects and never touches the LMS's table.
+    """
+
+    def _run_sql(self, schema_editor: object, sqls: object) -> None:
+        execute = schema_editor.execute  # type: ignore[attr-defined]
+        execute(
+            "SELECT set_config('search_path', quote_ident(%s) || ', ' "
+            "|| current_setting('search_path'), true) "
+            "FROM pg_namespace WHERE nspname = %s",
+            params=[STAGING_SCHEMA, STAGING_SCHEMA],
+        )
+        super()._run_sql(schema_editor, sqls)  # type: ignore[misc]
 
 
 def function(name: str, version: int) -> str:
@@ -61,15 +89,13 @@ def read(*relative_paths: str) -> str:
     return "\n".join(_path(p).read_text(encoding="utf-8") for p in relative_paths)
 
 
-def run_sql_files(
-    forward: Sequence[str], reverse: Sequence[str] | None = None
-) -> migrations.RunSQL:
+def run_sql_files(forward: Sequence[str], reverse: Sequence[str] | None = None) -> AppSQL:
     """A ``RunSQL`` operation running the ``forward`` files, and ``reverse`` ones backwards.
 
     The files of each list are concatenated into one script, exactly like the SQL
     strings migrations used to hold. ``reverse=None`` makes the operation irreversible.
     """
-    return migrations.RunSQL(read(*forward), read(*reverse) if reverse is not None else None)
+    return AppSQL(read(*forward), read(*reverse) if reverse is not None else None)
 
 
 def sql_files() -> list[str]:
