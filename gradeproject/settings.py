@@ -47,6 +47,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files as a production site serves them, DEBUG off: `manage.py collectstatic`
+    # copies them into STATIC_ROOT and WhiteNoise serves them from there, whatever the
+    # WSGI server (`python3 scripts/dev.py serve` does both).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -79,6 +83,14 @@ TIME_ZONE = env("TIME_ZONE")
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))  # git-ignored
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes gzip copies, which WhiteNoise serves to browsers that take
+    # them. Not the Manifest variant (hashed names): its URLs need collectstatic to have
+    # run, and the tests render the admin without it.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # The demo LMS uses the seed's table names, so activity_grades' defaults fit; they
 # are spelled out here as the example an LMS with other names would edit.

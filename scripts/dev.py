@@ -3,6 +3,9 @@
 
     python3 scripts/dev.py demo   # venv + deps, embedded PostgreSQL, migrate, demo data,
                                   # partitions, grades routed, partition report
+    python3 scripts/dev.py serve  # after the demo: the demo site for a browser, static files
+                                  # served by WhiteNoise (DEBUG off), a demo login printed;
+                                  # optional ADDRPORT (default 127.0.0.1:8000)
     python3 scripts/dev.py test   # the whole test suite (extra args go to pytest)
     python3 scripts/dev.py typecheck  # mypy + django-stubs over activity_grades/ (args go
                                       # to mypy); needs no database
@@ -55,6 +58,22 @@ def demo() -> None:
     run(*manage, "create_partitions", "--all-terms")
     run(*manage, "load_demo_data", "--grades-only")
     run(*manage, "partition_report", "--exact")
+    print(
+        "\nTo see the partition dashboard in a browser:\n"
+        "    python3 scripts/dev.py serve\n"
+        "then open http://127.0.0.1:8000/ and log in with the user and password it prints.",
+        flush=True,
+    )
+
+
+def serve(args: list[str]) -> None:
+    """The demo site on the demo's database (gradeproject/lms/.../serve_demo.py)."""
+    manage = [PY, ROOT / "manage.py"]
+    run(*manage, "migrate", "--no-input", "-v", "0")
+    try:
+        run(*manage, "serve_demo", *args)
+    except KeyboardInterrupt:  # Ctrl+C stops the server (it exits on its own)
+        print("\nServer stopped.")
 
 
 def typecheck(args: list[str]) -> None:
@@ -66,11 +85,13 @@ def typecheck(args: list[str]) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "typecheck"}:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "serve", "test", "typecheck"}:
         sys.exit(__doc__)
     ensure_venv()
     if sys.argv[1] == "demo":
         demo()
+    elif sys.argv[1] == "serve":
+        serve(sys.argv[2:])
     elif sys.argv[1] == "typecheck":
         typecheck(sys.argv[2:])
     else:
