@@ -52,6 +52,8 @@ __all__ = [
     "move_rows",
     "moved_totals",
     "name_conflicts",
+    "leads_an_index",
+    "next_batch",
     "next_ids",
     "oid_of",
     "record_moved",
@@ -464,6 +466,7 @@ def hash_expression(cols: Iterable[Column], alias: str) -> sql.Composable:
 
 
 def next_ids(cur: Cursor, table: sql.Identifier, after: str | None, limit: int) -> list[str]:
+    """The ids of the next ``limit`` rows after id ``after``, in id order."""
     where = sql.SQL("WHERE id > %s") if after is not None else sql.SQL("")
     execute(
         cur,
@@ -471,6 +474,42 @@ def next_ids(cur: Cursor, table: sql.Identifier, after: str | None, limit: int) 
         [*([after] if after is not None else []), limit],
     )
     return [r[0] for r in cur.fetchall()]
+
+
+def leads_an_index(cur: Cursor, oid: int, column: str) -> bool:
+    """Whether an index of the table starts with ``column`` (and is not partial)."""
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid "
+        "AND a.attnum = x.indkey[0] WHERE x.indrelid = %s AND a.attname = %s "
+        "AND x.indpred IS NULL)",
+        [oid, column],
+    )
+    found: bool = cur.fetchone()[0]
+    return found
+
+
+def next_batch(
+    cur: Cursor, table: sql.Identifier, after: list[str] | None, limit: int, by_activity: bool
+) -> tuple[list[str], list[str] | None]:
+    """The next ``limit`` rows' ids after position ``after``, and the last one's position.
+
+    ``by_activity``: in (activity_id, id) order, so a batch holds few activities and lands
+    in few partitions (one INSERT and one check each); else in id order.
+    """
+    if not by_activity:
+        ids = next_ids(cur, table, after[0] if after else None, limit)
+        return ids, ([ids[-1]] if ids else None)
+    where = sql.SQL("WHERE (activity_id::text, id::text) > (%s, %s)") if after else sql.SQL("")
+    execute(
+        cur,
+        sql.SQL(
+            "SELECT activity_id::text, id::text FROM ONLY {} {} "
+            "ORDER BY activity_id::text, id::text LIMIT %s"
+        ).format(table, where),
+        [*(after or []), limit],
+    )
+    rows = cur.fetchall()
+    return [r[1] for r in rows], (list(rows[-1]) if rows else None)
 
 
 def move_rows(
@@ -538,8 +577,22 @@ def move_rows(
 
 
 def _insert_routed(cur: Cursor, moving: sql.Identifier, names: sql.Composable) -> None:
-    execute(cur, sql.SQL("SELECT DISTINCT class_id, term_id FROM {}").format(moving))
-    for class_id, term_id in cur.fetchall():
+    """One statement inserts every (class, term) group into its partition (one CTE each).
+
+    A batch in id order spreads over many groups: an index keeps each CTE from reading
+    the whole batch.
+    """
+    execute(cur, sql.SQL("CREATE INDEX ON {} (class_id, term_id)").format(moving))
+    execute(cur, sql.SQL("ANALYZE {}").format(moving))
+    execute(
+        cur,
+        sql.SQL(
+            "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id FROM {}) k"
+        ).format(LIVE_TABLE, moving),
+    )
+    inserts: list[sql.Composable] = []
+    params: list[Any] = []
+    for class_id, term_id, leaf in cur.fetchall():
         if class_id is None:
             # No activity, or no class: the trigger raises its own error for these.
             execute(
@@ -549,16 +602,20 @@ def _insert_routed(cur: Cursor, moving: sql.Identifier, names: sql.Composable) -
                 ),
             )
             continue
-        cur.execute("SELECT * FROM activity_grades_ensure_partition(%s, %s)", [class_id, term_id])
-        leaf = cur.fetchone()[0]
-        execute(
-            cur,
+        if leaf is None:
+            cur.execute(
+                "SELECT * FROM activity_grades_ensure_partition(%s, %s)", [class_id, term_id]
+            )
+            leaf = cur.fetchone()[0]
+        inserts.append(
             sql.SQL(
-                "INSERT INTO {} ({}, class_id, term_id) SELECT {}, class_id, term_id FROM {} "
-                "WHERE class_id = %s AND term_id IS NOT DISTINCT FROM %s"
-            ).format(sql.Identifier(leaf), names, names, moving),
-            [class_id, term_id],
+                "{} AS (INSERT INTO {} ({}, class_id, term_id) SELECT {}, class_id, term_id "
+                "FROM {} WHERE class_id = %s AND term_id IS NOT DISTINCT FROM %s)"
+            ).format(sql.Identifier(f"i{len(inserts)}"), sql.Identifier(leaf), names, names, moving)
         )
+        params += [class_id, term_id]
+    if inserts:
+        execute(cur, sql.SQL("WITH {} SELECT 1").format(sql.SQL(", ").join(inserts)), params)
 
 
 def landed(

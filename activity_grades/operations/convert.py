@@ -28,6 +28,7 @@ moves the app's objects back to the staging schema; empty partitions are dropped
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ from ..core.constants import (
 )
 from ..core.exceptions import ConversionError, LockTimeout
 from ..core.settings import app_settings
-from ..db import catalog, dispatch, staging, unique_key
+from ..db import catalog, ddl, dispatch, staging, unique_key
 from ..db import convert as db
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.registry import invalidate_cache
@@ -526,28 +527,44 @@ def _verify(
 
 
 def _move_forward(run: _Run) -> None:
+    # Partitions first, each in its own short transaction (as create_partitions does),
+    # so no batch holds the old table's lock while it creates one.
+    missing = [g for g in run.plan.items if g.partition is None and g.class_id is not None]
+    for group in missing:
+        assert group.class_id is not None
+        ddl.ensure_partition(group.class_id, group.term_id, run.plan.using)
+    run.report("partitions", len(missing))
+
+    def start(cur: Cursor) -> tuple[list[str] | None, bool]:
+        state = db.state(cur, "partitioned")
+        assert state is not None
+        oid = db.oid_of(cur, db.Rel(state["legacy_schema"], LEGACY_TABLE))
+        assert oid is not None
+        position = json.loads(state["cursor_id"]) if state["cursor_id"] else None
+        return position, db.leads_an_index(cur, oid, "activity_id")
+
+    after, by_activity = run.transaction(start)  # a rerun continues where a kill stopped
     passes = 0
     while True:
         passes += 1
-        after: str | None = None
         while True:
 
-            def work(cur: Cursor, after: str | None = after) -> tuple[int, str | None]:
+            def work(cur: Cursor, after: list[str] | None = after) -> tuple[int, list[str] | None]:
                 schema = _legacy_schema(cur, "partitioned")
                 legacy = db.Rel(schema, LEGACY_TABLE)
                 # Writers of these rows wait, then see them in their partitions (a
                 # READ COMMITTED statement takes its snapshot after its locks).
                 db.lock(cur, legacy, "EXCLUSIVE")
-                ids = db.next_ids(cur, legacy, after, run.plan.batch_size)
+                ids, last = db.next_batch(cur, legacy, after, run.plan.batch_size, by_activity)
                 if not ids:
                     return 0, None
                 cols = _move_columns(cur, legacy)
                 removed = db.move_rows(cur, legacy, None, cols, ids)
                 totals = _verify(removed, db.landed(cur, cols, ids), expect_legacy=False)
                 db.record_moved(cur, "partitioned", totals)
-                db.save_state(cur, "partitioned", "move", schema, ids[-1])
+                db.save_state(cur, "partitioned", "move", schema, json.dumps(last))
                 faults.pause("convert_before_commit", cur)
-                return len(removed), ids[-1]
+                return len(removed), last
 
             count, after = run.transaction(work)
             if not count:
@@ -564,7 +581,7 @@ def _move_forward(run: _Run) -> None:
                 db.save_state(cur, "partitioned", "finish", schema)
             return left
 
-        # A row whose id changed to one behind the pass is moved by the next pass.
+        # A row whose activity or id changed to one behind the pass: the next pass.
         if not run.transaction(remaining):
             return
         if passes >= 10:
