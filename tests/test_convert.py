@@ -114,6 +114,10 @@ def _assert_converted(name: str, expected: tuple[int, int] | None = None) -> Non
         assert scalar(conn, "SELECT count(*) FROM ONLY activity_grades") == 0
         assert scalar(conn, "SELECT count(*) FROM activity_grades_key") == total
         assert scalar(conn, "SELECT count(*) FROM activity_grades WHERE class_id IS NULL") == 0
+        # The trigger functions' search_path moved with them (migration 0009).
+        assert scalar(
+            conn, "SELECT proconfig FROM pg_proc WHERE proname = 'activity_grades_route'"
+        ) == ["search_path=public, pg_temp"]
     _, out = run(name, "check_partitions")
     assert "Partition tree OK." in out
 
@@ -454,6 +458,9 @@ def test_back_to_plain_online_and_forward_again(db_name, template):
         assert _shape(conn) == shape
         assert scalar(conn, "SELECT to_regclass('public.activity_grades_key')") is None
         assert scalar(conn, "SELECT count(*) FROM activity_grades_staging.activity_grades_key") == 0
+        assert scalar(
+            conn, "SELECT proconfig FROM pg_proc WHERE proname = 'activity_grades_route'"
+        ) == ["search_path=activity_grades_staging, pg_temp"]
         assert (
             scalar(
                 conn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'activity_grades_class%%'"

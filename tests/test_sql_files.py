@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0008.json``); migrated back to 0007 it equals
+  (``tests/fixtures/catalog_0009.json``); migrated back to 0008 it equals
+  ``catalog_0008.json``, back to 0007
   ``catalog_0007.json``, back to 0006
   ``catalog_0006.json``, back to 0005 ``catalog_0005.json`` and back to 0002
   ``catalog_0002.json`` (the last two taken from the migrations as they were before
@@ -26,7 +27,8 @@ same files byte for byte. A migration that deliberately changes an installed obj
 records new snapshots the same way: ``catalog_0006.json`` was recorded by
 ``-k migrate_forward`` when 0006 was the newest migration, ``catalog_0007.json`` (the
 uniqueness key, 0007) the same way once 0007 existed, ``catalog_0008.json`` (the
-conversion's state, 0008) once 0008 existed.
+conversion's state, 0008) once 0008 existed, ``catalog_0009.json`` (the functions'
+search_path, 0009) once 0009 existed.
 """
 
 from __future__ import annotations
@@ -51,8 +53,14 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+# The functions triggers call: migration 0009 sets their search_path.
+SEARCH_PATH_FUNCTIONS = {
+    f"activity_grades_{n}"
+    for n in ("route", "move", "keys_insert", "keys_delete", "keys_update", "no_truncate")
+}
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
-CATALOG_LATEST = FIXTURES / "catalog_0008.json"  # migrated to the newest migration
+CATALOG_0008 = FIXTURES / "catalog_0008.json"
+CATALOG_LATEST = FIXTURES / "catalog_0009.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -212,9 +220,27 @@ def assert_functions_match_files(versions: dict[str, int]) -> None:
         for name, version in sorted(versions.items()):
             installed = definitions(cursor, public, name)
             assert len(installed) == 1, (name, installed)
+            if name in SEARCH_PATH_FUNCTIONS and installed[0][-1] is not None:
+                # Migration 0009 gives these their setting (the test below checks it).
+                assert installed[0][-1] == [f"search_path={public}, pg_temp"], name
+                installed = [(*installed[0][:-1], None)]
             with scratch_schema(cursor):
                 cursor.execute(app_sql.read(app_sql.function(name, version)))
                 assert definitions(cursor, SCRATCH, name) == installed, (name, version)
+
+
+@pytest.mark.django_db
+def test_the_functions_triggers_call_run_with_the_apps_schema_on_search_path():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname, proconfig FROM pg_proc WHERE pronamespace = "
+            "current_schema()::regnamespace AND proconfig IS NOT NULL AND proname ~ %s",
+            [APP_NAME_PATTERN],
+        )
+        configured = dict(cursor.fetchall())
+        cursor.execute("SELECT current_schema()")
+        (schema,) = cursor.fetchone()
+    assert configured == dict.fromkeys(SEARCH_PATH_FUNCTIONS, [f"search_path={schema}, pg_temp"])
 
 
 @pytest.mark.django_db
@@ -401,6 +427,8 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0009's reverse resets the search_path of the six functions triggers call.
+        ("0008", CATALOG_0008),
         # 0008's reverse drops the conversion's two state tables.
         ("0007", CATALOG_0007),
         # 0007's reverse drops activity_grades_unique_key() and loads partition_ddl v1.

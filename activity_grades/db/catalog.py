@@ -34,6 +34,7 @@ __all__ = [
     "has_parent_check",
     "index_signatures",
     "lms_table",
+    "lms_table_in",
     "marker_of",
     "names_by_table",
     "rows_in_parent",
@@ -187,6 +188,21 @@ def lms_table(name: str) -> sql.Identifier:
     The first dot separates the schema; each part is quoted as it is (case kept).
     """
     return sql.Identifier(*name.split(".", 1))
+
+
+def lms_table_in(cur: Cursor, name: str) -> sql.Identifier:
+    """``lms_table``, with the schema the table is found in on ``search_path`` when the
+    setting names none: SQL generated for the triggers must not depend on the session's
+    search_path (a table not created yet stays unqualified)."""
+    if "." in name:
+        return lms_table(name)
+    cur.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s)",
+        [sql.Identifier(name).as_string()],
+    )
+    row = cur.fetchone()
+    return sql.Identifier(row[0], name) if row else sql.Identifier(name)
 
 
 def columns_of(using: str, table: str) -> dict[str, str] | None:

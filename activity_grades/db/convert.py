@@ -752,6 +752,20 @@ def set_schema(
                 sql.SQL(signature), sql.Identifier(to)
             ),
         )
+    # The functions triggers call name their schema in their search_path (migration 0009).
+    cur.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+        "ON n.oid = p.pronamespace WHERE n.nspname = %s AND EXISTS (SELECT 1 FROM "
+        "unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%%')",
+        [to],
+    )
+    for (signature,) in cur.fetchall():
+        execute(
+            cur,
+            sql.SQL("ALTER FUNCTION {} SET search_path = {}, pg_temp").format(
+                sql.SQL(signature), sql.Identifier(to)
+            ),
+        )
     for table in tables:
         execute(
             cur,

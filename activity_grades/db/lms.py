@@ -20,7 +20,7 @@ from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.settings import app_settings
-from .catalog import date_kind, lms_table
+from .catalog import date_kind, lms_table, lms_table_in
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
@@ -62,7 +62,7 @@ def _term_day(cursor: Cursor, column: str, tz: sql.Composable) -> sql.Composable
     return value
 
 
-def _term_year(start_day: sql.Composable) -> sql.Composable:
+def _term_year(cursor: Cursor, start_day: sql.Composable) -> sql.Composable:
     """The academic year of a terms row ``t`` as text, from the source the settings name."""
     s = app_settings
     source = s.term_year_source
@@ -79,7 +79,7 @@ def _term_year(start_day: sql.Composable) -> sql.Composable:
     if source == "table":
         return sql.SQL("(SELECT y.{label}::text FROM {table} y WHERE y.{id} = {column})").format(
             label=sql.Identifier(s.TERM_YEAR_TABLE_LABEL_COLUMN),
-            table=lms_table(str(s.TERM_YEAR_TABLE)),
+            table=lms_table_in(cursor, str(s.TERM_YEAR_TABLE)),
             id=sql.Identifier(s.TERM_YEAR_TABLE_ID_COLUMN),
             column=column,
         )
@@ -102,15 +102,15 @@ def _term_sql(cursor: Cursor, tz: sql.Composable) -> dict[str, sql.Composable]:
         "start_day": start_day,
         "starts_at": sql.SQL("{}::timestamp AT TIME ZONE {}").format(start_day, tz),
         "ends_at": sql.SQL("({} + 1)::timestamp AT TIME ZONE {}").format(end_day, tz),
-        "year": _term_year(start_day),
+        "year": _term_year(cursor, start_day),
     }
 
 
 def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
     """Build CREATE OR REPLACE statements for the lookup functions."""
     s = app_settings
-    activities = lms_table(s.ACTIVITIES_TABLE)
-    terms = lms_table(s.TERMS_TABLE)
+    activities = lms_table_in(cursor, s.ACTIVITIES_TABLE)
+    terms = lms_table_in(cursor, s.TERMS_TABLE)
     act_id_type = _column_type(cursor, s.ACTIVITIES_TABLE, s.ACTIVITY_ID_COLUMN)
     term_id_type = _column_type(cursor, s.TERMS_TABLE, s.TERM_ID_COLUMN)
     params = {
