@@ -12,6 +12,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.models.signals import post_migrate, pre_migrate
 
 from .core.constants import PARENT, REGISTRY_TABLE, STAGING_SCHEMA
+from .core.settings import app_settings
 from .db import dispatch, lms, staging
 from .operations.convert import check_lms_table
 
@@ -45,7 +46,7 @@ def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) 
 def _install_generated_functions(sender: Any, using: str = "default", **kwargs: Any) -> None:
     """After every migrate: the LMS lookups and the trigger's fast path, from settings."""
     connection = connections[using]
-    with connection.cursor() as cur, staging.session(cur) as staged:
+    with connection.cursor() as cur, staging.session(cur, app_settings.SCHEMA) as staged:
         # Only once the app's tables exist (migrate --fake-initial, partial migrations).
         if REGISTRY_TABLE in connection.introspection.table_names():
             lms.install(using)

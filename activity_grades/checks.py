@@ -65,6 +65,11 @@ def _migrated(alias: str) -> bool:
     return REGISTRY_TABLE in connections[alias].introspection.table_names()
 
 
+def _on_search_path(alias: str, schema: str) -> bool:
+    with connections[alias].cursor() as cur:
+        return staging.on_search_path(cur, schema)
+
+
 def _pending_migrations(alias: str) -> bool:
     """Whether ``migrate`` still has work on this database (it runs these checks first)."""
     executor = MigrationExecutor(connections[alias])
@@ -164,6 +169,19 @@ def partition_tree_check(
                         hint="manage.py convert_grades_table --to partitioned --dry-run, then "
                         "without --dry-run (docs/adopting.md)",
                         id="activity_grades.W010",
+                    )
+                )
+                continue
+            schema = app_settings.SCHEMA
+            if schema and not _on_search_path(alias, schema):
+                messages.append(
+                    checks.Error(
+                        f"[{alias}] ACTIVITY_GRADES['SCHEMA'] = {schema!r} is not on the "
+                        "connection's search_path: Django and the app would not find the "
+                        "app's tables",
+                        hint=f"DATABASES[{alias!r}]['OPTIONS'] = {{'options': "
+                        f"'-c search_path=public,{schema}'}} (docs/adopting.md)",
+                        id="activity_grades.E013",
                     )
                 )
                 continue

@@ -106,6 +106,14 @@ ACTIVITY_GRADES = {
     "UPCOMING_TERMS": env.int("ACTIVITY_GRADES_UPCOMING_TERMS", default=1),
 }
 
+# The app's objects in a schema of their own (tests/test_schema_setting.py): the schema
+# must also be on the connection's search_path (check activity_grades.E013).
+if env.str("ACTIVITY_GRADES_SCHEMA", default=""):
+    ACTIVITY_GRADES["SCHEMA"] = env.str("ACTIVITY_GRADES_SCHEMA")
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c search_path=public,{ACTIVITY_GRADES['SCHEMA']}"
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -53,10 +53,13 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-# The functions triggers call: migration 0009 sets their search_path.
+# The functions triggers call and the two that create tables: 0009 sets their search_path.
 SEARCH_PATH_FUNCTIONS = {
     f"activity_grades_{n}"
-    for n in ("route", "move", "keys_insert", "keys_delete", "keys_update", "no_truncate")
+    for n in (
+        *("route", "move", "keys_insert", "keys_delete", "keys_update", "no_truncate"),
+        *("ensure_partition", "archive_year"),
+    )
 }
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
 CATALOG_0008 = FIXTURES / "catalog_0008.json"

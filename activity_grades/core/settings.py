@@ -204,6 +204,13 @@ class AppSettings:
     METRICS_TOKEN = Setting[str | None](
         None, (str, _NONE), "bearer token of the metrics endpoint (None: login only)"
     )
+    SCHEMA = Setting[str | None](
+        None,
+        (str, _NONE),
+        "schema of the app's tables and functions (None: the first on search_path); "
+        "it must be on the database connection's search_path",
+        _optional_identifier,
+    )
     MAINTENANCE_RUNS_TABLE = Setting[str](
         "activity_grades_maintenance_run", str, "where maintenance runs are recorded", _identifier
     )

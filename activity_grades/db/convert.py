@@ -36,6 +36,7 @@ from .registry import LIVE_TABLE
 __all__ = [
     "Column",
     "Rel",
+    "app_schema",
     "Index",
     "KEYS_FUNCTIONS",
     "backfill_keys",
@@ -841,14 +842,14 @@ def lms_table_beside_staging(cur: Cursor) -> tuple[str, int, str | None] | None:
     return (row[0], row[1], row[2]) if row else None
 
 
-def swap_into_tree(cur: Cursor, schema: str, oid: int) -> dict[str, Any]:
+def swap_into_tree(cur: Cursor, schema: str, oid: int, app_schema: str) -> dict[str, Any]:
     """The swap to the tree, in the caller's transaction (the LMS's table locked).
 
     Renames the LMS's table ``activity_grades_legacy`` (its index names that the app's
-    objects need get a ``_legacy`` suffix), moves every object of the staging schema
-    beside it, fits the empty parent and archive to its columns (``fit_parent``) and
-    makes it a child of the parent. Returns what converting back needs: its indexes,
-    comment and columns.
+    objects need get a ``_legacy`` suffix), moves every object of the staging schema to
+    ``app_schema`` (beside it, unless ``ACTIVITY_GRADES['SCHEMA']`` names another), fits
+    the empty parent and archive to its columns (``fit_parent``) and makes it a child of
+    the parent. Returns what converting back needs: its indexes, comment and columns.
     """
     lms = sql.Identifier(schema, PARENT)
     legacy = sql.Identifier(schema, LEGACY_TABLE)
@@ -858,9 +859,9 @@ def swap_into_tree(cur: Cursor, schema: str, oid: int) -> dict[str, Any]:
         "comment": comment_of(cur, oid),
         "columns": [c.name for c in legacy_cols],
     }
-    for name, kind, owner in name_conflicts(cur, STAGING_SCHEMA, schema):
+    for name, kind, owner in name_conflicts(cur, STAGING_SCHEMA, app_schema):
         if owner != oid:
-            raise ConversionError(f"{schema}.{name} exists and is not part of the LMS's table")
+            raise ConversionError(f"{app_schema}.{name} exists and is not part of the LMS's table")
         what = {"i": "INDEX", "S": "SEQUENCE"}.get(kind, "TABLE")
         execute(
             cur,
@@ -869,27 +870,28 @@ def swap_into_tree(cur: Cursor, schema: str, oid: int) -> dict[str, Any]:
             ),
         )
     execute(cur, sql.SQL("ALTER TABLE {} RENAME TO {}").format(lms, sql.Identifier(LEGACY_TABLE)))
+    execute(cur, sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(app_schema)))
     set_schema(
         cur,
         relations_in(cur, STAGING_SCHEMA),
         functions_in(cur, STAGING_SCHEMA),
         STAGING_SCHEMA,
-        schema,
+        app_schema,
     )
     execute(cur, sql.SQL("DROP SCHEMA {}").format(sql.Identifier(STAGING_SCHEMA)))
-    fit_parent(cur, schema, legacy_cols)
+    fit_parent(cur, app_schema, legacy, legacy_cols)
     execute(
         cur,
         sql.SQL("ALTER TABLE {} ADD COLUMN class_id text, ADD COLUMN term_id text").format(legacy),
     )
     execute(
-        cur, sql.SQL("ALTER TABLE {} INHERIT {}").format(legacy, sql.Identifier(schema, PARENT))
+        cur, sql.SQL("ALTER TABLE {} INHERIT {}").format(legacy, sql.Identifier(app_schema, PARENT))
     )
     execute(cur, sql.SQL("COMMENT ON TABLE {} IS %s").format(legacy), [LEGACY_MARKER])
     return details
 
 
-def fit_parent(cur: Cursor, schema: str, legacy_cols: list[Column]) -> None:
+def fit_parent(cur: Cursor, schema: str, legacy: sql.Identifier, legacy_cols: list[Column]) -> None:
     """Give the (empty) parent and archive the LMS table's types, defaults and extra columns.
 
     Types and default expressions are catalog text (format_type, pg_get_expr), not input.
@@ -934,7 +936,7 @@ def fit_parent(cur: Cursor, schema: str, legacy_cols: list[Column]) -> None:
         "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
         "WHERE d.classid = 'pg_class'::regclass AND d.refobjid = to_regclass(%s) "
         "AND d.deptype = 'a'",
-        [sql.Identifier(schema, LEGACY_TABLE).as_string()],
+        [legacy.as_string()],
     )
     for seq, column in cur.fetchall():
         execute(
@@ -943,6 +945,19 @@ def fit_parent(cur: Cursor, schema: str, legacy_cols: list[Column]) -> None:
                 sql.SQL(seq), sql.Identifier(schema, PARENT, column)
             ),
         )
+
+
+def app_schema(cur: Cursor) -> str:
+    """The schema the app's tables are found in on ``search_path`` (the registry's)."""
+    cur.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass('activity_grades_partition')"
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise ConversionError("the app's tables are not on search_path")
+    schema: str = row[0]
+    return schema
 
 
 def drop_from_tree(cur: Cursor, table: sql.Identifier, parent: sql.Identifier) -> None:
@@ -989,14 +1004,14 @@ def forget_partition(cur: Cursor, registry_id: int) -> None:
 
 
 def add_plain_table(
-    cur: Cursor, schema: str, parent_oid: int, wanted: list[Index]
+    cur: Cursor, schema: str, app_schema: str, parent_oid: int, wanted: list[Index]
 ) -> list[tuple[str, str]]:
     """The way back: a plain copy of the parent's columns joins the tree and takes new grades.
 
     Its indexes are ``wanted`` under temporary names (the parent holds the usual ones);
     returns (temporary, final) name pairs for the swap.
     """
-    parent = sql.Identifier(schema, PARENT)
+    parent = sql.Identifier(app_schema, PARENT)
     legacy = sql.Identifier(schema, LEGACY_TABLE)
     execute(
         cur,
@@ -1007,8 +1022,8 @@ def add_plain_table(
     renames = create_indexes(cur, legacy, wanted or indexes(cur, parent_oid), "ag_legacy_ix")
     execute(cur, sql.SQL("COMMENT ON TABLE {} IS %s").format(legacy), [LEGACY_MARKER])
     execute(cur, sql.SQL("ALTER TABLE {} INHERIT {}").format(legacy, parent))
-    install_key_triggers(cur, legacy, schema)
-    install_route_legacy(cur, schema, legacy)
+    install_key_triggers(cur, legacy, app_schema)
+    install_route_legacy(cur, app_schema, legacy)
     execute(
         cur,
         sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(parent, sql.Identifier(ROUTE_TRIGGER)),
@@ -1019,6 +1034,7 @@ def add_plain_table(
 def swap_out_of_tree(
     cur: Cursor,
     schema: str,
+    app_schema: str,
     tables: list[str],
     functions: list[str],
     details: dict[str, Any],
@@ -1031,26 +1047,26 @@ def swap_out_of_tree(
     held the plain table's keys only), and gives the plain table its name, its original
     indexes' names and comment.
     """
-    parent = sql.Identifier(schema, PARENT)
+    parent = sql.Identifier(app_schema, PARENT)
     legacy = sql.Identifier(schema, LEGACY_TABLE)
     lock(cur, parent, "ACCESS EXCLUSIVE")
     lock(cur, legacy, "ACCESS EXCLUSIVE")
-    lock(cur, sql.Identifier(schema, KEY_TABLE), "SHARE")
+    lock(cur, sql.Identifier(app_schema, KEY_TABLE), "SHARE")
     if keys_outside(cur, legacy=False):
         return False
     execute(cur, sql.SQL("ALTER TABLE {} NO INHERIT {}").format(legacy, parent))
-    drop_route_legacy(cur, parent, schema)
+    drop_route_legacy(cur, parent, app_schema)
     execute(
         cur,
         sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(parent, sql.Identifier(ROUTE_TRIGGER)),
     )
-    drop_key_triggers(cur, legacy, schema)
+    drop_key_triggers(cur, legacy, app_schema)
     execute(cur, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(STAGING_SCHEMA)))
     set_schema(
         cur,
-        relations_in(cur, schema, tables),
-        functions_in(cur, schema, functions),
-        schema,
+        relations_in(cur, app_schema, tables),
+        functions_in(cur, app_schema, functions),
+        app_schema,
         STAGING_SCHEMA,
     )
     execute(cur, sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGING_SCHEMA, KEY_TABLE)))

@@ -24,6 +24,7 @@ from psycopg import sql
 
 from ..core.constants import Status
 from ..core.settings import app_settings
+from . import staging
 from .connection import Cursor
 
 __all__ = ["FUNCTION", "function_sql", "install"]
@@ -75,6 +76,7 @@ def install(using: str = "default") -> list[str]:
     app_settings.require_valid("FAST_ROUTE_PARTITIONS")
     limit = app_settings.FAST_ROUTE_PARTITIONS
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        staging.use(cursor, app_settings.SCHEMA)  # created beside the app's other functions
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [FUNCTION])
         names = sorted(_wanted(cursor, limit)) if limit else []
         # The comment records what the current version covers: an unchanged set is not

@@ -20,6 +20,7 @@ from django.db import connections, transaction
 from psycopg import sql
 
 from ..core.settings import app_settings
+from . import staging
 from .catalog import date_kind, lms_table, lms_table_in
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
@@ -189,6 +190,7 @@ def install(using: str = "default") -> None:
         # is created: `migrate activity_grades` may run before the LMS's own tables exist,
         # and a misnamed table is reported (by name) on the first grade routed.
         cursor.execute("SET LOCAL check_function_bodies = off")
+        staging.use(cursor, app_settings.SCHEMA)  # created beside the app's other functions
         statement = lookup_functions_sql(cursor)
         cursor.execute(statement.as_string(cursor.connection))
 

@@ -19,7 +19,15 @@ from ..core.constants import PARENT, STAGING_SCHEMA
 from .connection import Cursor, execute
 from .convert import Rel
 
-__all__ = ["ParentTable", "exists", "parent_table", "prepare", "session", "use"]
+__all__ = [
+    "ParentTable",
+    "exists",
+    "on_search_path",
+    "parent_table",
+    "prepare",
+    "session",
+    "use",
+]
 
 PARENT_MARKER = "activity_grades:parent"
 
@@ -42,6 +50,18 @@ class ParentTable:
 def exists(cur: Cursor) -> bool:
     """Whether the staging schema exists (the app's objects wait in it)."""
     cur.execute("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", [STAGING_SCHEMA])
+    found: bool = cur.fetchone()[0]
+    return found
+
+
+def on_search_path(cur: Cursor, schema: str) -> bool:
+    """Whether ``schema`` is on the session's search_path (True while it does not exist:
+    migrate creates it)."""
+    cur.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s) "
+        "OR %s = ANY(current_schemas(false))",
+        [schema, schema],
+    )
     found: bool = cur.fetchone()[0]
     return found
 
@@ -69,31 +89,38 @@ def prepare(cur: Cursor) -> ParentTable | None:
     return table
 
 
-def use(cur: Cursor) -> bool:
-    """Put the staging schema first on ``search_path`` to the end of the transaction.
+def _target(schema: str | None) -> tuple[str, str]:
+    """(staging schema, the configured one or the staging one again) for the queries below."""
+    return STAGING_SCHEMA, schema or STAGING_SCHEMA
 
-    Does nothing (and returns False) when there is no staging schema.
-    """
-    cur.execute(
-        "SELECT set_config('search_path', quote_ident(%s) || ', ' "
-        "|| current_setting('search_path'), true) FROM pg_namespace WHERE nspname = %s",
-        [STAGING_SCHEMA, STAGING_SCHEMA],
-    )
+
+_FIRST = (
+    "SELECT set_config('search_path', quote_ident(s.nspname) || ', ' "
+    "|| current_setting('search_path'), {local}) FROM (SELECT nspname FROM pg_namespace "
+    "WHERE nspname IN (%s, %s) ORDER BY nspname = %s DESC LIMIT 1) s"
+)
+
+
+def use(cur: Cursor, schema: str | None = None) -> bool:
+    """Put the staging schema (else ``schema``, if given and existing) first on
+    ``search_path`` to the end of the transaction; False when neither exists."""
+    staged, other = _target(schema)
+    cur.execute(_FIRST.format(local="true"), [staged, other, staged])
     return cur.fetchone() is not None
 
 
 @contextmanager
-def session(cur: Cursor) -> Iterator[bool]:
-    """``use`` for a whole session (autocommit code), restoring ``search_path`` after."""
+def session(cur: Cursor, schema: str | None = None) -> Iterator[bool]:
+    """``use`` for a whole session (autocommit code), restoring ``search_path`` after.
+
+    Yields whether the staging schema is the one put first.
+    """
     cur.execute("SELECT current_setting('search_path')")
     before = cur.fetchone()[0]
-    cur.execute(
-        "SELECT set_config('search_path', quote_ident(%s) || ', ' "
-        "|| current_setting('search_path'), false) FROM pg_namespace WHERE nspname = %s",
-        [STAGING_SCHEMA, STAGING_SCHEMA],
-    )
-    staged = cur.fetchone() is not None
+    staged, other = _target(schema)
+    cur.execute(_FIRST.format(local="false"), [staged, other, staged])
+    row = cur.fetchone()
     try:
-        yield staged
+        yield row is not None and exists(cur)
     finally:
         cur.execute("SELECT set_config('search_path', %s, false)", [before])

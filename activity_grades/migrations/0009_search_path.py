@@ -1,11 +1,13 @@
 """Routing for SQL clients whatever their ``search_path``.
 
 The functions the triggers call (``activity_grades_route``, ``_move``, ``_keys_insert``,
-``_keys_delete``, ``_keys_update``, ``_no_truncate``) get ``SET search_path = <the app's
-schema>, pg_temp``, so a client whose ``search_path`` does not hold the app's schema is
-routed like Django, and a partition created for it lands beside the parent. The LMS
+``_keys_delete``, ``_keys_update``, ``_no_truncate``) and the two that create tables
+(``_ensure_partition``, ``_archive_year``) get ``SET search_path = <the app's schema>,
+pg_temp``, so a client whose ``search_path`` does not hold the app's schema is routed like
+Django, and a partition created for it (or an archive table) lands beside the parent,
+also when ``ACTIVITY_GRADES['SCHEMA']`` is not first on Django's search_path. The LMS
 lookups name the LMS's tables with their schema (generated after migrate). Reverse:
-``RESET search_path`` on the six functions.
+``RESET search_path`` on the eight functions.
 """
 
 from django.db import migrations

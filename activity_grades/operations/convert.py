@@ -283,18 +283,19 @@ def _plan_forward(
         problems, warnings = check_lms_table(cur, table.oid)
         result.problems += problems
         result.warnings += warnings
-        for name, _kind, owner in db.name_conflicts(cur, STAGING_SCHEMA, table.schema):
+        target = app_settings.SCHEMA or table.schema
+        for name, _kind, owner in db.name_conflicts(cur, STAGING_SCHEMA, target):
             if owner != table.oid:
                 result.problems.append(
-                    f"{table.schema}.{name} exists and is not part of the LMS's table: the "
-                    "app's object of that name cannot move beside it"
+                    f"{target}.{name} exists and is not part of the LMS's table: the "
+                    "app's object of that name cannot move there"
                 )
-        here = {f.split(".", 1)[-1] for f in db.functions_in(cur, table.schema)}
+        here = {f.split(".", 1)[-1] for f in db.functions_in(cur, target)}
         for signature in db.functions_in(cur, STAGING_SCHEMA):
             if signature.split(".", 1)[-1] in here:
                 result.problems.append(
-                    f"function {table.schema}.{signature.split('.', 1)[-1]} exists: the app's "
-                    "function of that name cannot move beside the LMS's table"
+                    f"function {target}.{signature.split('.', 1)[-1]} exists: the app's "
+                    "function of that name cannot move there"
                 )
         if not result.problems:
             _plan_rows(cur, result, lms)
@@ -486,8 +487,9 @@ def _swap_forward(run: _Run) -> None:
         problems, _ = check_lms_table(cur, oid)
         if problems:
             raise ConversionError("; ".join(problems))
-        details = db.swap_into_tree(cur, schema, oid)
-        db.install_key_triggers(cur, db.Rel(schema, LEGACY_TABLE), schema)
+        app = app_settings.SCHEMA or schema
+        details = db.swap_into_tree(cur, schema, oid, app)
+        db.install_key_triggers(cur, db.Rel(schema, LEGACY_TABLE), app)
         db.save_state(cur, "partitioned", "move", schema, None, details)
 
     run.transaction(work)
@@ -604,8 +606,8 @@ def _finish_forward(run: _Run) -> None:
                     f"{stale} key rows still point at the old table although it is empty: "
                     "not dropped (manage.py check_partitions)"
                 )
-            db.drop_from_tree(cur, legacy, db.Rel(schema, PARENT))
-        db.drop_key_triggers(cur, None, schema)
+            db.drop_from_tree(cur, legacy, db.Rel(db.app_schema(cur), PARENT))
+        db.drop_key_triggers(cur, None, db.app_schema(cur))
         db.save_state(cur, "partitioned", "done", schema)
 
     run.transaction(work)
@@ -633,7 +635,9 @@ def _prepare_backward(run: _Run) -> None:
         original = (forward or {}).get("details") or {}
         wanted = [db.Index.from_dict(d) for d in original.get("indexes", [])]
         db.restart(cur)
-        renames = db.add_plain_table(cur, table.schema, table.oid, wanted)
+        # The plain table goes where the LMS's table was (else beside the parent).
+        schema = (forward or {}).get("legacy_schema") or table.schema
+        renames = db.add_plain_table(cur, schema, table.schema, table.oid, wanted)
         details = {
             "renames": renames,
             "comment": original.get("comment"),
@@ -642,7 +646,7 @@ def _prepare_backward(run: _Run) -> None:
                 c for c in _ROUTING_COLUMNS if original and c not in original.get("columns", [])
             ],
         }
-        db.save_state(cur, "plain", "move", table.schema, None, details)
+        db.save_state(cur, "plain", "move", schema, None, details)
 
     run.transaction(work)
 
@@ -722,7 +726,10 @@ def _swap_backward(run: _Run) -> None:
         state = db.state(cur, "plain")
         assert state is not None
         schema = state["legacy_schema"]
-        if not db.swap_out_of_tree(cur, schema, _app_tables(), _app_functions(), state["details"]):
+        app = db.app_schema(cur)
+        if not db.swap_out_of_tree(
+            cur, schema, app, _app_tables(), _app_functions(), state["details"]
+        ):
             return False
         staging.use(cur)  # the state table moved with the rest
         db.save_state(cur, "plain", "cleanup", schema)

@@ -2,7 +2,8 @@
 
 Layout, naming and the release rule: README.md in this folder. Migrations import this
 module only (never models or other live code), so it depends on nothing but the
-standard library and ``django.db.migrations``.
+standard library, ``django.db.migrations`` and Django's settings (``AppSQL`` reads
+``ACTIVITY_GRADES['SCHEMA']``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.db import migrations
 
 __all__ = [
@@ -40,24 +42,35 @@ STAGING_SCHEMA = "activity_grades_staging"
 
 
 class AppSQL(migrations.RunSQL):
-    """``RunSQL`` that runs in the staging schema when the app's objects wait there.
+    """``RunSQL`` that runs in the app's schema: the staging schema, or ``SCHEMA``.
 
     When the LMS already has an ``activity_grades`` table, ``migrate`` (the app's
     pre_migrate handler) creates the schema ``activity_grades_staging``; while it exists,
     every statement of the app's migrations runs with it first on ``search_path`` (to
     the end of the migration's transaction), so the released SQL, which names no
     schema, builds and changes the staged objects and never touches the LMS's table.
+    Otherwise ``ACTIVITY_GRADES['SCHEMA']``, when set, is created if missing and put
+    first the same way (Django's settings, not the app's code: migrations import
+    nothing live).
     """
 
     def _run_sql(self, schema_editor: object, sqls: object) -> None:
         execute = schema_editor.execute  # type: ignore[attr-defined]
+        schema = getattr(settings, "ACTIVITY_GRADES", {}).get("SCHEMA")
+        if schema:
+            execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}", params=None)
         execute(
-            "SELECT set_config('search_path', quote_ident(%s) || ', ' "
-            "|| current_setting('search_path'), true) "
-            "FROM pg_namespace WHERE nspname = %s",
-            params=[STAGING_SCHEMA, STAGING_SCHEMA],
+            "SELECT set_config('search_path', quote_ident(s.nspname) || ', ' "
+            "|| current_setting('search_path'), true) FROM (SELECT nspname FROM pg_namespace "
+            "WHERE nspname IN (%s, %s) ORDER BY nspname = %s DESC LIMIT 1) s",
+            params=[STAGING_SCHEMA, schema or STAGING_SCHEMA, STAGING_SCHEMA],
         )
         super()._run_sql(schema_editor, sqls)  # type: ignore[misc]
+
+
+def _quote(identifier: str) -> str:
+    """A double-quoted SQL identifier (the loader has no connection to quote with)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def function(name: str, version: int) -> str:

@@ -5,3 +5,5 @@ ALTER FUNCTION activity_grades_keys_insert() RESET search_path;
 ALTER FUNCTION activity_grades_keys_delete() RESET search_path;
 ALTER FUNCTION activity_grades_keys_update() RESET search_path;
 ALTER FUNCTION activity_grades_no_truncate() RESET search_path;
+ALTER FUNCTION activity_grades_ensure_partition(text, text) RESET search_path;
+ALTER FUNCTION activity_grades_archive_year(text) RESET search_path;
