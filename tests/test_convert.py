@@ -42,10 +42,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _shape(conn) -> dict:
-    """What the LMS sees of its table: columns with types, indexes, comment."""
+    """What the LMS sees of its table: columns with types and defaults, indexes, comment."""
     return {
         "columns": conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+            "SELECT attname, format_type(atttypid, atttypmod), attnotnull, "
+            "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
             "WHERE attrelid = 'public.activity_grades'::regclass AND attnum > 0 "
             "AND NOT attisdropped ORDER BY attnum"
         ).fetchall(),

@@ -858,6 +858,7 @@ def swap_into_tree(cur: Cursor, schema: str, oid: int, app_schema: str) -> dict[
         "indexes": [ix.as_dict() for ix in indexes(cur, oid)],
         "comment": comment_of(cur, oid),
         "columns": [c.name for c in legacy_cols],
+        "defaults": {c.name: c.default for c in legacy_cols},
     }
     for name, kind, owner in name_conflicts(cur, STAGING_SCHEMA, app_schema):
         if owner != oid:
@@ -1073,6 +1074,19 @@ def swap_out_of_tree(
     for column in details.get("drop_columns", []):
         execute(
             cur, sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(legacy, sql.Identifier(column))
+        )
+    # The column defaults the LMS's table had (the plain copy took the parent's).
+    for column, default in details.get("defaults", {}).items():
+        change = (
+            sql.SQL("SET DEFAULT {}").format(sql.SQL(default))
+            if default
+            else sql.SQL("DROP DEFAULT")
+        )
+        execute(
+            cur,
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} {}").format(
+                legacy, sql.Identifier(column), change
+            ),
         )
     execute(cur, sql.SQL("ALTER TABLE {} RENAME TO {}").format(legacy, sql.Identifier(PARENT)))
     for temp, final in details.get("renames", []):

@@ -645,6 +645,7 @@ def _prepare_backward(run: _Run) -> None:
             "drop_columns": [
                 c for c in _ROUTING_COLUMNS if original and c not in original.get("columns", [])
             ],
+            "defaults": original.get("defaults", {}),
         }
         db.save_state(cur, "plain", "move", schema, None, details)
 
