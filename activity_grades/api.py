@@ -31,6 +31,7 @@ from .core.exceptions import (
     UniqueKeyError,
     UnknownActivity,
     UnknownColumn,
+    UnroutableQuery,
 )
 from .core.settings import app_settings
 from .db.lms import Term
@@ -147,5 +148,6 @@ __all__ = [
     "SettingsError",
     "UnknownActivity",
     "UnknownColumn",
+    "UnroutableQuery",
     "UniqueKeyError",
 ]

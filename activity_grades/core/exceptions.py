@@ -25,6 +25,7 @@ __all__ = [
     "SettingsError",
     "UnknownActivity",
     "UnknownColumn",
+    "UnroutableQuery",
     "UniqueKeyError",
 ]
 
@@ -91,3 +92,7 @@ class ReadOnlyError(GradeError, TypeError):
 
 class UnknownColumn(GradeError, TypeError):
     """A column name that ``activity_grades`` does not have."""
+
+
+class UnroutableQuery(ActivityGradesError):
+    """A query on ActivityGrade pins no partition and would plan and lock all of them."""

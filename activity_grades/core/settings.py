@@ -204,6 +204,13 @@ class AppSettings:
     METRICS_TOKEN = Setting[str | None](
         None, (str, _NONE), "bearer token of the metrics endpoint (None: login only)"
     )
+    ROUTING_PARTITION_LIMIT = Setting[int | None](
+        None,
+        (int, _NONE),
+        "above this many partitions a default-manager query that pins none is refused "
+        "(None: a slice of the server's lock table, see models/routing.py)",
+        _non_negative,
+    )
     SCHEMA = Setting[str | None](
         None,
         (str, _NONE),

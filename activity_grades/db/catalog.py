@@ -34,6 +34,7 @@ __all__ = [
     "has_parent_check",
     "index_signatures",
     "lms_table",
+    "lock_capacity",
     "lms_table_in",
     "marker_of",
     "names_by_table",
@@ -180,6 +181,18 @@ def names_by_table(cur: Cursor, kind: str, oids: list[int]) -> dict[int, set[str
     for oid, name in cur.fetchall():
         have.setdefault(oid, set()).add(name)
     return have
+
+
+def lock_capacity(using: str = "default") -> int:
+    """Slots of the server's shared lock table: max_locks_per_transaction x
+    (max_connections + max_prepared_transactions)."""
+    value = fetch_value(
+        using,
+        "SELECT current_setting('max_locks_per_transaction')::int * "
+        "(current_setting('max_connections')::int "
+        "+ current_setting('max_prepared_transactions')::int)",
+    )
+    return int(value)
 
 
 def lms_table(name: str) -> sql.Identifier:

@@ -21,6 +21,7 @@ __all__ = [
     "insert",
     "key_of",
     "key_taken",
+    "routed_from",
     "select",
     "select_student",
     "update",
@@ -137,3 +138,20 @@ def key_taken(using: str, activity_id: str, student_id: str, other_than: Any) ->
         [activity_id, student_id, other_than],
     )
     return bool(found)
+
+
+def routed_from(tables: Sequence[str], parent: str, alias: str) -> str:
+    """The FROM item that reads ``tables`` (each ``ONLY``) under the parent's alias.
+
+    None of them: the parent's own rows (none). Several: a ``UNION ALL`` that keeps each
+    row's ``tableoid`` (which partition holds it). Plain text for Django's compiler.
+    """
+    name = sql.Identifier(alias)
+    if len(tables) <= 1:
+        one = sql.Identifier(tables[0] if tables else parent)
+        return sql.SQL("ONLY {} {}").format(one, name).as_string(None)
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT t.*, t.tableoid AS tableoid FROM ONLY {} t").format(sql.Identifier(t))
+        for t in tables
+    )
+    return sql.SQL("({}) {}").format(union, name).as_string(None)

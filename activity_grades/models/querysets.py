@@ -30,6 +30,7 @@ from django.db.models.sql.datastructures import BaseTable
 
 from ..core.ids import as_text
 from ..db import registry
+from .routing import RoutedTable, guard, route
 
 __all__ = ["ActivityGradeManager", "ActivityGradeQuerySet"]
 
@@ -74,8 +75,47 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
             return self.none()
         return self.for_table(table)
 
+    def _set_base(self, table: BaseTable) -> ActivityGradeQuerySet[_M]:
+        qs = self.all()
+        alias = qs.query.get_initial_alias()
+        qs.query.alias_map[alias] = table
+        return qs
+
+    def routed(self) -> ActivityGradeQuerySet[_M]:
+        """Read only the partitions the filters pin (the default manager's QuerySets)."""
+        return self._set_base(RoutedTable(self.model._meta.db_table, self._base_alias()))
+
+    def across_all_partitions(self) -> ActivityGradeQuerySet[_M]:
+        """Read through the parent on purpose: plans and locks every partition."""
+        return self._set_base(BaseTable(self.model._meta.db_table, self._base_alias()))
+
+    def _base_alias(self) -> str:
+        alias: str = self.query.get_initial_alias()
+        return alias
+
+    def _is_routed(self) -> bool:
+        return isinstance(self.query.alias_map[self._base_alias()], RoutedTable)
+
     def _reads_partition(self) -> bool:
         return self.partition_table_name() != self.model._meta.db_table
+
+    def _routed_writes(self) -> list[tuple[ActivityGradeQuerySet[_M], str]] | None:
+        """(QuerySet, table) per partition a routed write reaches; None: unroutable."""
+        tables = route(self.query.where, self._base_alias(), self.db)
+        if tables is None:
+            where = self.query.where
+            guard(f"{self.model.__name__} WHERE {where!r}", self.db)
+            return None
+        # A class table's own rows only: its term tables are written on their own.
+        return [(self.filter(term_id__isnull=True) if own else self, t) for t, own in tables]
+
+    def _write_each(
+        self,
+        writes: list[tuple[ActivityGradeQuerySet[_M], str]],
+        write: Callable[[ActivityGradeQuerySet[_M], str], int],
+    ) -> int:
+        with transaction.atomic(using=self.db, savepoint=False):
+            return sum(write(qs, table) for qs, table in writes)
 
     def update(self, **kwargs: Any) -> int:
         # On a partition QuerySet: UPDATE "<partition>" ..., planned on that table only.
@@ -83,6 +123,15 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
             return self._write_table(
                 self.partition_table_name(), UpdateQuery, lambda q: q.add_update_values(kwargs)
             )
+        if self._is_routed() and not self.query.is_sliced:
+            writes = self._routed_writes()
+            if writes is not None:
+                return self._write_each(
+                    writes,
+                    lambda qs, t: qs._write_table(
+                        t, UpdateQuery, lambda q: q.add_update_values(kwargs)
+                    ),
+                )
         return super().update(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
@@ -102,6 +151,11 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
         if self._reads_partition() and direct:
             count = self._write_table(self.partition_table_name(), DeleteQuery)
             return count, {model._meta.label: count} if count else {}
+        if self._is_routed() and direct:
+            writes = self._routed_writes()
+            if writes is not None:
+                count = self._write_each(writes, lambda qs, t: qs._write_table(t, DeleteQuery))
+                return count, {model._meta.label: count} if count else {}
         return super().delete()
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -144,4 +198,10 @@ _ManagerBase = models.Manager.from_queryset(ActivityGradeQuerySet)
 
 
 class ActivityGradeManager(_ManagerBase[_M]):
-    """Default manager of ActivityGrade: adds ``for_class`` and ``for_table``."""
+    """Default manager of ActivityGrade: its QuerySets read only the partitions their
+    filters pin (``models/routing.py``); adds ``for_class``, ``for_table`` and
+    ``across_all_partitions``."""
+
+    def get_queryset(self) -> ActivityGradeQuerySet[_M]:
+        qs = cast("ActivityGradeQuerySet[_M]", super().get_queryset())
+        return qs.routed()
