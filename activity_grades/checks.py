@@ -29,6 +29,7 @@ from .core.constants import REGISTRY_TABLE, STAGING_SCHEMA
 from .core.settings import app_settings
 from .db import catalog, staging
 from .operations import repair
+from .reporting import locks
 
 __all__ = ["lms_tables_check", "partition_tree_check", "settings_check"]
 
@@ -196,6 +197,16 @@ def partition_tree_check(
                 )
             )
             continue
+        room = locks.headroom(alias)
+        if room.low:
+            messages.append(
+                checks.Warning(
+                    f"[{alias}] {room.sentence()} (fewer than {locks.CONCURRENT})",
+                    hint="keep queries off the parent (filters that name partitions; "
+                    "ROUTING_PARTITION_LIMIT), or raise max_locks_per_transaction",
+                    id="activity_grades.W012",
+                )
+            )
         for p in problems:
             hint = p.hint + (" (check_partitions --fix repairs it)" if p.fixable else "")
             messages.append(checks.Error(f"[{alias}] {p.message}", hint=hint, id=p.id))

@@ -23,7 +23,7 @@ from ..core.exceptions import ArchiveError
 from ..db import lms
 from ..models import Partition
 from ..operations import archive, create, repair
-from ..reporting import stats
+from ..reporting import locks, stats
 from .chart import term_chart
 from .listing import COLUMNS, PER_PAGE, STATUSES, filter_partitions, sort_partitions
 
@@ -130,7 +130,12 @@ class PartitionAdmin(_ModelAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         return self._page(
-            request, "health.html", "Partition health", problems=repair.plan().problems
+            request,
+            "health.html",
+            "Partition health",
+            problems=repair.plan().problems,
+            headroom=locks.headroom(),
+            concurrent=locks.CONCURRENT,
         )
 
     def _page(self, request: HttpRequest, template: str, title: str, **extra: Any) -> HttpResponse:

@@ -35,6 +35,7 @@ __all__ = [
     "index_signatures",
     "lms_table",
     "lock_capacity",
+    "tree_relations",
     "lms_table_in",
     "marker_of",
     "names_by_table",
@@ -328,3 +329,16 @@ def slow_statements(using: str, limit: int) -> list[tuple[str, int, float, float
         "WHERE query ILIKE %s AND query NOT ILIKE %s ORDER BY mean_exec_time DESC LIMIT %s",
         ["%activity_grades%", "%pg_stat_statements%", limit],
     )
+
+
+def tree_relations(using: str = "default") -> tuple[int, int]:
+    """(tables, relations) of the tree under the parent: a query through the parent locks
+    every one of those relations (each table and each of its indexes)."""
+    row = fetch_rows(
+        using,
+        "WITH RECURSIVE tree(oid) AS (SELECT to_regclass('activity_grades')::oid "
+        "UNION ALL SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid) "
+        "SELECT count(*), count(*) + (SELECT count(*) FROM pg_index x "
+        "WHERE x.indrelid IN (SELECT oid FROM tree)) FROM tree",
+    )[0]
+    return int(row[0]), int(row[1])

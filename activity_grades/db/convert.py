@@ -316,7 +316,9 @@ def install_key_triggers(cur: Cursor, table: sql.Identifier, app_schema: str) ->
     """Keep the key index in step with the table: its rows' keys carry LEGACY_CLASS.
 
     The functions live with the app's objects (``app_schema``) and name the key table
-    with that schema, because the LMS's own sessions fire them. ``CREATE OR REPLACE``:
+    with that schema, because the LMS's own sessions fire them. The delete looks the ids
+    up with ``= ANY(ARRAY(...))``: a transition table has no statistics, and a join with
+    it may scan the whole key index for each batch. ``CREATE OR REPLACE``:
     the swap runs this again once the objects have moved.
     """
     key = sql.Identifier(app_schema, KEY_TABLE)
@@ -331,7 +333,7 @@ def install_key_triggers(cur: Cursor, table: sql.Identifier, app_schema: str) ->
             "        INSERT INTO {key} (id, activity_id, student_id, class_id, term_id)\n"
             "        SELECT id, activity_id, student_id, {legacy}, NULL FROM new_rows;\n"
             "    ELSE\n"
-            "        DELETE FROM {key} k USING old_rows o WHERE k.id = o.id;\n"
+            "        DELETE FROM {key} WHERE id = ANY (ARRAY(SELECT id FROM old_rows));\n"
             "    END IF;\n"
             "    RETURN NULL;\n"
             "END $f$"

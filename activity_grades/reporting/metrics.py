@@ -14,7 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..db import runs
-from . import stats
+from . import locks, stats
 
 __all__ = ["MaintenanceAge", "collect", "maintenance_age", "prometheus_text"]
 
@@ -74,7 +74,13 @@ def collect(using: str = "default") -> dict[str, Any]:
     """Everything the endpoint reports, as plain data (the JSON format)."""
     ov = stats.overview(using=using)
     age = maintenance_age(using)
+    room = locks.headroom(using)
     return {
+        "locks": {
+            "whole_tree_query_locks": room.locks_per_whole_tree_query,
+            "lock_capacity": room.capacity,
+            "whole_tree_queries_to_fill": room.queries_to_fill,
+        },
         "partitions": [p.as_dict() for p in ov.partitions],
         "partitions_by_status": ov.by_status(),
         "total_rows": ov.total_rows,
@@ -114,6 +120,16 @@ def prometheus_text(data: dict[str, Any]) -> str:
     for status, n in sorted(data["partitions_by_status"].items()):
         lines.append(f'activity_grades_partitions{{status="{status}"}} {n}')
     scalars = (
+        (
+            "activity_grades_whole_tree_query_locks",
+            "Relation locks one query through the parent takes (tables and indexes).",
+            data["locks"]["whole_tree_query_locks"],
+        ),
+        (
+            "activity_grades_lock_capacity",
+            "Slots of the server's shared lock table.",
+            data["locks"]["lock_capacity"],
+        ),
         ("activity_grades_total_bytes", "Bytes of every partition.", data["total_bytes"]),
         (
             "activity_grades_total_rows_estimate",

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.operations import repair
+from activity_grades.reporting import locks
 
 
 class Command(BaseCommand):
@@ -35,6 +36,18 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(f"could not fix: {line}"))
             found = repair.plan(using)
         problems = found.problems
+        room = locks.headroom(using)
+        lock_line = f"Lock headroom: {room.sentence()}."
+        if room.low:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{lock_line} Fewer than {locks.CONCURRENT}: keep queries off the parent "
+                    "(filters that name partitions; ROUTING_PARTITION_LIMIT), or raise "
+                    "max_locks_per_transaction."
+                )
+            )
+        else:
+            self.stdout.write(lock_line)
         for p in problems:
             self.stdout.write(self.style.ERROR(f"{p.id} {p.message}"))
             if p.hint:
