@@ -8,22 +8,20 @@ processes against the scratch database; checks read it with psycopg.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-from django.conf import settings
 from django.db import connection
 from psycopg import sql
 
 from bench.db import with_database
 
-from .archive_support import ROOT, database_url
+from . import archive_support
+from .archive_support import database_url
 
 CLASSES = 4
 ACTIVITIES = 5
@@ -47,18 +45,9 @@ def admin_connect() -> psycopg.Connection:
 def manage(
     name: str, args: list[str], application_name: str = "convert_cmd", env: dict | None = None
 ) -> subprocess.Popen:
-    child_env = dict(os.environ)
-    child_env.pop("TEST_DATABASE_NAME", None)
-    child_env["DATABASE_URL"] = url(name, application_name)
-    child_env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
-    child_env.update(env or {})
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
-        env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    """manage.py ``args`` as a child process against the scratch database ``name``."""
+    return archive_support.manage(
+        args, application_name, {"DATABASE_URL": url(name, application_name), **(env or {})}
     )
 
 
