@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from psycopg import sql
 
@@ -183,72 +184,38 @@ def live_count(using: str = "default") -> int:
 # -- routing the default manager (models/routing.py) ----------------------------------------
 
 Pair = tuple[str, str | None]  # (class_id, term_id): term_id None is the class table itself
+Pinned = dict[Pair, str]  # (class, term) -> its live table
 
 
-def pairs_of_grades(ids: list[str], using: str = "default") -> set[Pair]:
-    """The (class, term) of the grades ``ids`` that are stored, from the key index."""
-    rows = fetch_rows(
-        using,
-        "SELECT DISTINCT class_id, term_id FROM activity_grades_key WHERE id = ANY(%s)",
-        [ids],
-    )
-    return {(c, t) for c, t in rows}
+def _pinned(using: str, query: sql.Composable, params: list[Any]) -> Pinned:
+    return {(c, t): name for c, t, name in fetch_rows(using, query, params) if name is not None}
 
 
-def pairs_of_students(students: list[str], using: str = "default") -> set[Pair]:
-    """The (class, term) pairs that hold grades of ``students``, from the key index."""
-    rows = fetch_rows(
-        using,
-        "SELECT DISTINCT class_id, term_id FROM activity_grades_key WHERE student_id = ANY(%s)",
-        [students],
-    )
-    return {(c, t) for c, t in rows}
-
-
-def pairs_of_classes(
-    classes: list[str], terms: list[str] | None = None, using: str = "default"
-) -> set[Pair]:
-    """The live (class, term) pairs of ``classes`` (of ``terms`` only, when given)."""
-    rows = fetch_rows(
-        using,
-        "SELECT class_id, term_id FROM activity_grades_partition WHERE status = %s "
-        "AND class_id = ANY(%s) AND (%s::text[] IS NULL OR term_id = ANY(%s::text[]))",
-        [Status.LIVE.value, classes, terms, terms],
-    )
-    return {(c, t) for c, t in rows}
-
-
-def pairs_of_terms(terms: list[str], using: str = "default") -> set[Pair]:
-    rows = fetch_rows(
-        using,
-        "SELECT class_id, term_id FROM activity_grades_partition WHERE status = %s "
-        "AND term_id = ANY(%s)",
-        [Status.LIVE.value, terms],
-    )
-    return {(c, t) for c, t in rows}
-
-
-def tables_of_pairs(pairs: set[Pair], using: str = "default") -> dict[Pair, str]:
-    """Live table of each pair (pairs without one are left out)."""
-    if not pairs:
-        return {}
-    classes = [c for c, _ in pairs]
-    terms = [t for _, t in pairs]
+def tables_of_grades(ids: list[str], using: str = "default") -> Pinned:
+    """The live tables of the grades ``ids`` that are stored (key index), one query."""
     query = sql.SQL(
-        "SELECT k.class_id, k.term_id, {} FROM unnest(%s::text[], %s::text[]) "
-        "AS k(class_id, term_id)"
+        "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id "
+        "FROM activity_grades_key WHERE id = ANY(%s)) k"
     ).format(LIVE_TABLE)
-    rows = fetch_rows(using, query, [classes, terms])
-    return {(c, t): name for c, t, name in rows if name is not None}
+    return _pinned(using, query, [ids])
 
 
-def class_has_terms(class_id: str, using: str = "default") -> set[str]:
-    """The live term ids of a class."""
-    return set(
-        fetch_column(
-            using,
-            "SELECT term_id FROM activity_grades_partition WHERE status = %s "
-            "AND class_id = %s AND term_id IS NOT NULL",
-            [Status.LIVE.value, class_id],
-        )
+def tables_of_students(students: list[str], using: str = "default") -> Pinned:
+    """The live tables that hold grades of ``students`` (key index), one query."""
+    query = sql.SQL(
+        "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id "
+        "FROM activity_grades_key WHERE student_id = ANY(%s)) k"
+    ).format(LIVE_TABLE)
+    return _pinned(using, query, [students])
+
+
+def tables_of_classes(
+    classes: list[str] | None, terms: list[str] | None, using: str = "default"
+) -> Pinned:
+    """The live tables of ``classes`` (all when None), of ``terms`` only when given."""
+    query = sql.SQL(
+        "SELECT class_id, term_id, table_name FROM activity_grades_partition "
+        "WHERE status = %s AND (%s::text[] IS NULL OR class_id = ANY(%s::text[])) "
+        "AND (%s::text[] IS NULL OR term_id = ANY(%s::text[]))"
     )
+    return _pinned(using, query, [Status.LIVE.value, classes, classes, terms, terms])

@@ -95,30 +95,32 @@ def pinned(where: WhereNode, alias: str) -> dict[str, set[str]]:
 
 def route(where: WhereNode, alias: str, using: str) -> list[tuple[str, bool]] | None:
     """The tables a query must read, as (table, is a class table: its own rows only,
-    the grades outside every term); None when its filters pin no partition."""
-    pins = pinned(where, alias)
-    candidates: set[registry.Pair] | None = None
+    the grades outside every term); None when its filters pin no partition.
 
-    def narrow(pairs: set[registry.Pair]) -> None:
-        nonlocal candidates
-        candidates = pairs if candidates is None else candidates & pairs
+    One query per kind of pin (each returns the live tables too); several narrow each
+    other by (class, term).
+    """
+    pins = pinned(where, alias)
+    found: registry.Pinned | None = None
+
+    def narrow(tables: registry.Pinned) -> None:
+        nonlocal found
+        found = tables if found is None else {k: v for k, v in found.items() if k in tables}
 
     if "id" in pins:
-        narrow(registry.pairs_of_grades(sorted(pins["id"]), using))
+        narrow(registry.tables_of_grades(sorted(pins["id"]), using))
     if "student_id" in pins:
-        narrow(registry.pairs_of_students(sorted(pins["student_id"]), using))
+        narrow(registry.tables_of_students(sorted(pins["student_id"]), using))
     terms = sorted(pins["term_id"]) if "term_id" in pins else None
-    if "class_id" in pins:
-        narrow(registry.pairs_of_classes(sorted(pins["class_id"]), terms, using))
-    elif terms is not None:
-        narrow(registry.pairs_of_terms(terms, using))
+    if "class_id" in pins or terms is not None:
+        classes = sorted(pins["class_id"]) if "class_id" in pins else None
+        narrow(registry.tables_of_classes(classes, terms, using))
     if "activity_id" in pins:
-        classes = {c for c in lms.classes_of(pins["activity_id"], using).values() if c}
-        narrow(registry.pairs_of_classes(sorted(classes), None, using))
-    if candidates is None:
+        owners = {c for c in lms.classes_of(pins["activity_id"], using).values() if c}
+        narrow(registry.tables_of_classes(sorted(owners), None, using))
+    if found is None:
         return None
-    tables = registry.tables_of_pairs(candidates, using)
-    return sorted((name, term is None) for (_, term), name in tables.items())
+    return sorted((name, term is None) for (_, term), name in found.items())
 
 
 def guard(shape: str, using: str) -> None:
