@@ -887,6 +887,16 @@ def swap_into_tree(cur: Cursor, schema: str, oid: int, app_schema: str) -> dict[
         cur,
         sql.SQL("ALTER TABLE {} ADD COLUMN class_id text, ADD COLUMN term_id text").format(legacy),
     )
+    # Some servers refuse INHERIT while the table has triggers with transition tables
+    # (PostgreSQL 16 here); the caller creates them again (install_key_triggers), in
+    # this transaction, under the lock: no write comes between.
+    for name in ("insert", "delete"):
+        execute(
+            cur,
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                sql.Identifier(f"activity_grades_legacy_keys_{name}"), legacy
+            ),
+        )
     execute(
         cur, sql.SQL("ALTER TABLE {} INHERIT {}").format(legacy, sql.Identifier(app_schema, PARENT))
     )
