@@ -140,18 +140,23 @@ def key_taken(using: str, activity_id: str, student_id: str, other_than: Any) ->
     return bool(found)
 
 
-def routed_from(tables: Sequence[str], parent: str, alias: str) -> str:
-    """The FROM item that reads ``tables`` (each ``ONLY``) under the parent's alias.
+def routed_from(tables: Sequence[tuple[str, bool]], parent: str, alias: str) -> str:
+    """The FROM item that reads ``tables`` under the parent's alias.
 
+    Each is (table, with its children): a class table read whole, or one table ``ONLY``.
     None of them: the parent's own rows (none). Several: a ``UNION ALL`` that keeps each
     row's ``tableoid`` (which partition holds it). Plain text for Django's compiler.
     """
     name = sql.Identifier(alias)
+
+    def source(table: str, children: bool) -> sql.Composable:
+        only = sql.SQL("") if children else sql.SQL("ONLY ")
+        return sql.SQL("{}{}").format(only, sql.Identifier(table))
+
     if len(tables) <= 1:
-        one = sql.Identifier(tables[0] if tables else parent)
-        return sql.SQL("ONLY {} {}").format(one, name).as_string(None)
+        one = source(*tables[0]) if tables else source(parent, False)
+        return sql.SQL("{} {}").format(one, name).as_string(None)
     union = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT t.*, t.tableoid AS tableoid FROM ONLY {} t").format(sql.Identifier(t))
-        for t in tables
+        sql.SQL("SELECT t.*, t.tableoid AS tableoid FROM {} t").format(source(*t)) for t in tables
     )
     return sql.SQL("({}) {}").format(union, name).as_string(None)

@@ -219,3 +219,14 @@ def tables_of_classes(
         "AND (%s::text[] IS NULL OR term_id = ANY(%s::text[]))"
     )
     return _pinned(using, query, [Status.LIVE.value, classes, classes, terms, terms])
+
+
+def tables_of_activities(activities: list[str], using: str = "default") -> Pinned:
+    """Every live table of the classes of ``activities`` (their class as the routing
+    trigger finds it), one query."""
+    query = sql.SQL(
+        "SELECT p.class_id, p.term_id, p.table_name FROM activity_grades_partition p "
+        "WHERE p.status = %s AND p.class_id IN (SELECT l.class_id FROM unnest(%s::text[]) a "
+        "CROSS JOIN LATERAL activity_grades_locate(a, now()) l)"
+    )
+    return _pinned(using, query, [Status.LIVE.value, activities])

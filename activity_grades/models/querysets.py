@@ -106,8 +106,12 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
             where = self.query.where
             guard(f"{self.model.__name__} WHERE {where!r}", self.db)
             return None
-        # A class table's own rows only: its term tables are written on their own.
-        return [(self.filter(term_id__isnull=True) if own else self, t) for t, own in tables]
+        # A class table read whole takes its term tables along; one read ONLY is written
+        # with "term_id IS NULL": its own rows, the grades outside every term.
+        return [
+            (self.filter(term_id__isnull=True) if class_table and not whole else self, t)
+            for t, whole, class_table in tables
+        ]
 
     def _write_each(
         self,

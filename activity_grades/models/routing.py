@@ -33,7 +33,7 @@ from django.db.models.sql.where import AND, WhereNode
 from ..core.constants import LOGGER_NAME
 from ..core.exceptions import UnroutableQuery
 from ..core.settings import app_settings
-from ..db import catalog, leaves, lms, registry
+from ..db import catalog, leaves, registry
 
 __all__ = ["LOCKS_PER_PARTITION", "RoutedTable", "partition_limit", "pinned", "route"]
 
@@ -93,34 +93,51 @@ def pinned(where: WhereNode, alias: str) -> dict[str, set[str]]:
     return found
 
 
-def route(where: WhereNode, alias: str, using: str) -> list[tuple[str, bool]] | None:
-    """The tables a query must read, as (table, is a class table: its own rows only,
-    the grades outside every term); None when its filters pin no partition.
+def route(where: WhereNode, alias: str, using: str) -> list[tuple[str, bool, bool]] | None:
+    """The tables a query must read, as (table, with its children, is a class table);
+    None when its filters pin no partition.
 
-    One query per kind of pin (each returns the live tables too); several narrow each
-    other by (class, term).
+    Registry pins first (class, term, activity: one query each); the key index (ids,
+    students) narrows further only while they leave more than one table. A class whose
+    every table is still in the set is read through its class table with its children
+    (one scan of each, indexes usable), the others each ``ONLY``.
     """
     pins = pinned(where, alias)
     found: registry.Pinned | None = None
+    whole: set[str] = set()  # classes read whole so far
 
-    def narrow(tables: registry.Pinned) -> None:
-        nonlocal found
-        found = tables if found is None else {k: v for k, v in found.items() if k in tables}
+    def narrow(tables: registry.Pinned, whole_classes: bool = False) -> None:
+        nonlocal found, whole
+        if found is None:
+            found = tables
+            whole = {c for c, _ in tables} if whole_classes else set()
+            return
+        kept = {k: v for k, v in found.items() if k in tables}
+        whole = {c for c in whole if _same_class(found, kept, c)}
+        found = kept
 
-    if "id" in pins:
-        narrow(registry.tables_of_grades(sorted(pins["id"]), using))
-    if "student_id" in pins:
-        narrow(registry.tables_of_students(sorted(pins["student_id"]), using))
     terms = sorted(pins["term_id"]) if "term_id" in pins else None
     if "class_id" in pins or terms is not None:
         classes = sorted(pins["class_id"]) if "class_id" in pins else None
-        narrow(registry.tables_of_classes(classes, terms, using))
+        narrow(registry.tables_of_classes(classes, terms, using), whole_classes=terms is None)
     if "activity_id" in pins:
-        owners = {c for c in lms.classes_of(pins["activity_id"], using).values() if c}
-        narrow(registry.tables_of_classes(sorted(owners), None, using))
+        narrow(registry.tables_of_activities(sorted(pins["activity_id"]), using), True)
+    if "id" in pins and (found is None or len(found) > 1):
+        narrow(registry.tables_of_grades(sorted(pins["id"]), using))
+    if "student_id" in pins and (found is None or len(found) > 1):
+        narrow(registry.tables_of_students(sorted(pins["student_id"]), using))
     if found is None:
         return None
-    return sorted((name, term is None) for (_, term), name in found.items())
+    out = [
+        (name, class_id in whole, term is None)
+        for (class_id, term), name in found.items()
+        if class_id not in whole or term is None
+    ]
+    return sorted(out)
+
+
+def _same_class(before: registry.Pinned, after: registry.Pinned, class_id: str) -> bool:
+    return {k for k in before if k[0] == class_id} == {k for k in after if k[0] == class_id}
 
 
 def guard(shape: str, using: str) -> None:
@@ -156,5 +173,5 @@ class RoutedTable(BaseTable):
                 f"select_for_update() over {len(tables)} partitions: PostgreSQL cannot lock "
                 "rows of a UNION; narrow the filter to one (class, term) or lock by id"
             )
-        names = [name for name, _ in tables]
-        return leaves.routed_from(names, self.table_name, alias), []
+        reads = [(name, whole) for name, whole, _ in tables]
+        return leaves.routed_from(reads, self.table_name, alias), []
