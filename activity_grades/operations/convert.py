@@ -302,7 +302,8 @@ def _plan_forward(
         return
     if table is None or not table.is_app_parent:
         raise ConversionError("the app is not migrated in this database (run manage.py migrate)")
-    legacy = db.Rel(table.schema, LEGACY_TABLE)
+    # The old table stays in its own schema (the app's may be ACTIVITY_GRADES['SCHEMA']).
+    legacy = db.Rel(state["legacy_schema"] if state else table.schema, LEGACY_TABLE)
     if step in ("move", "finish") and db.oid_of(cur, legacy) is not None:
         result.table = legacy.as_string()
         result.step = step
@@ -355,9 +356,11 @@ def _plan_backward(
     if table is None or not table.is_app_parent:
         raise ConversionError("the app is not migrated in this database (run manage.py migrate)")
     result.table = table.identifier.as_string()
-    legacy = db.Rel(table.schema, LEGACY_TABLE)
-    has_legacy = db.oid_of(cur, legacy) is not None
     forward = db.state(cur, "partitioned")
+    # Where the plain table is (or goes): where the LMS's table was, else beside the parent.
+    where = (state or forward or {}).get("legacy_schema") or table.schema
+    legacy = db.Rel(where, LEGACY_TABLE)
+    has_legacy = db.oid_of(cur, legacy) is not None
     if has_legacy and step not in ("move", "finish"):
         result.problems.append(
             f"{legacy.as_string()} exists: a conversion to partitioned is in progress "
