@@ -2,8 +2,8 @@
 
 Layout, naming and the release rule: README.md in this folder. Migrations import this
 module only (never models or other live code), so it depends on nothing but the
-standard library, ``django.db.migrations`` and Django's settings (``AppSQL`` reads
-``ACTIVITY_GRADES['SCHEMA']``).
+standard library, ``django.db.migrations``, Django's settings (``AppSQL`` reads
+``ACTIVITY_GRADES['SCHEMA']``) and psycopg's identifier quoting.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import migrations
+from psycopg import sql as psql
 
 __all__ = [
     "MANIFEST",
@@ -58,7 +59,8 @@ class AppSQL(migrations.RunSQL):
         execute = schema_editor.execute  # type: ignore[attr-defined]
         schema = getattr(settings, "ACTIVITY_GRADES", {}).get("SCHEMA")
         if schema:
-            execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}", params=None)
+            create = psql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psql.Identifier(schema))
+            execute(create.as_string(None), params=None)
         execute(
             "SELECT set_config('search_path', quote_ident(s.nspname) || ', ' "
             "|| current_setting('search_path'), true) FROM (SELECT nspname FROM pg_namespace "
@@ -66,11 +68,6 @@ class AppSQL(migrations.RunSQL):
             params=[STAGING_SCHEMA, schema or STAGING_SCHEMA, STAGING_SCHEMA],
         )
         super()._run_sql(schema_editor, sqls)  # type: ignore[misc]
-
-
-def _quote(identifier: str) -> str:
-    """A double-quoted SQL identifier (the loader has no connection to quote with)."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def function(name: str, version: int) -> str:
