@@ -10,9 +10,10 @@ clause for values that pin rows to partitions, ANDed at the top level:
 - ``activity_id`` (``=``, ``__in``): the activity's class, all its partitions;
 - ``class_id`` (with ``term_id``), or ``term_id`` alone: the registry.
 
-Several pins narrow each other. The FROM clause then reads those tables only, each with
-``ONLY`` (a class table's own rows are the grades outside every term), as one table or a
-``UNION ALL`` of them under the parent's alias, so filters, ordering, slicing, counts,
+Several pins narrow each other. The FROM clause then reads those tables only: a class
+pinned whole through its class table (with its term tables), any other table ``ONLY`` (a
+class table's own rows are the grades outside every term), as one table or a ``UNION
+ALL`` of them under the parent's alias, so filters, ordering, slicing, counts,
 aggregates and ``values()`` work unchanged. A query that pins nothing is an
 ``UnroutableQuery`` error above ``ROUTING_PARTITION_LIMIT`` partitions (below it, it
 reads the parent, as before) and is logged either way with its shape;
