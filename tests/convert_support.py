@@ -107,10 +107,36 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def kill(proc: subprocess.Popen) -> None:
-    """kill -9 the command; its server backend is terminated the same way."""
+def kill(proc: subprocess.Popen, name: str) -> None:
+    """kill -9 the command, end its server backend the same way, and wait until it is gone
+    (its transaction rolled back, its locks released)."""
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    with connect(name) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'convert_cmd'"
+        )
+        wait_for(
+            lambda: (
+                scalar(
+                    conn,
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd'",
+                )
+                == 0
+            )
+        )
+
+
+def lms_triggers(conn: psycopg.Connection) -> int:
+    """The triggers on the LMS's own table (none until a conversion starts)."""
+    count = scalar(
+        conn,
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.activity_grades'::regclass "
+        "AND NOT tgisinternal",
+    )
+    assert isinstance(count, int)
+    return count
 
 
 @contextmanager

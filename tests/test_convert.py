@@ -28,6 +28,7 @@ from .convert_support import (
     create_database,
     drop_database,
     kill,
+    lms_triggers,
     manage,
     run,
     scalar,
@@ -140,14 +141,7 @@ def test_migrate_beside_the_lms_table_changes_nothing_in_it_and_says_what_next(t
         }
         assert {"activity_grades", "activity_grades_key", "activity_grades_partition"} <= staged
         # The LMS's table has no trigger of the app yet.
-        assert (
-            scalar(
-                conn,
-                "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
-                "'public.activity_grades'::regclass AND NOT tgisinternal",
-            )
-            == 0
-        )
+        assert lms_triggers(conn) == 0
     _, out = run(template["name"], "check", "--database", "default")
     assert "activity_grades.W010" in out
 
@@ -219,14 +213,7 @@ def test_rows_that_break_the_uniqueness_key_are_reported_before_anything_moves(d
     with connect(db_name) as conn:
         assert checksum(conn) == before
         assert _state(conn) is None
-        assert (
-            scalar(
-                conn,
-                "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
-                "'public.activity_grades'::regclass AND NOT tgisinternal",
-            )
-            == 0
-        )
+        assert lms_triggers(conn) == 0
 
 
 def test_a_view_or_a_foreign_key_on_the_table_is_refused(db_name):
@@ -416,26 +403,12 @@ def test_a_conversion_killed_at_any_point_loses_nothing_and_a_rerun_finishes(
     try:
         with connect(db_name) as conn:
             wait_for(lambda: proc.poll() is None and reached(conn))
-            kill(proc)
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'convert_cmd'"
-            )
-            wait_for(
-                lambda: (
-                    scalar(
-                        conn,
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE application_name = 'convert_cmd'",
-                    )
-                    == 0
-                )
-            )
+            kill(proc, db_name)
             # Readers see every row, exactly once, whatever the step.
             assert checksum(conn) == expected
     finally:
         if proc.poll() is None:
-            kill(proc)
+            kill(proc, db_name)
     _, out = run(db_name, "convert_grades_table", "--to", "partitioned", "--noinput")
     assert "Converted to partitioned" in out
     _assert_converted(db_name, expected)
@@ -497,11 +470,11 @@ def test_killed_on_the_way_back_loses_nothing_and_a_rerun_finishes(db_name, temp
                     > 0
                 )
             )
-            kill(proc)
+            kill(proc, db_name)
             assert checksum(conn) == expected
     finally:
         if proc.poll() is None:
-            kill(proc)
+            kill(proc, db_name)
     _, out = run(db_name, "convert_grades_table", "--to", "plain", "--noinput")
     assert "Converted to plain" in out
     with connect(db_name) as conn:

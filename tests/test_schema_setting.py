@@ -100,7 +100,7 @@ def test_an_lms_table_converts_into_the_schema_and_back(scratch_name):
                 == ("move",)
             )
         )
-    kill(proc)
+    kill(proc, scratch_name)
     _, out = run(
         scratch_name, "convert_grades_table", "--to", "partitioned", "--noinput", env=IN_GRADES
     )

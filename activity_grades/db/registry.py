@@ -191,22 +191,16 @@ def _pinned(using: str, query: sql.Composable, params: list[Any]) -> Pinned:
     return {(c, t): name for c, t, name in fetch_rows(using, query, params) if name is not None}
 
 
-def tables_of_grades(ids: list[str], using: str = "default") -> Pinned:
-    """The live tables of the grades ``ids`` that are stored (key index), one query."""
+def tables_in_key_index(column: str, values: list[str], using: str = "default") -> Pinned:
+    """The live tables holding the grades whose ``column`` (``id`` or ``student_id``) is
+    one of ``values``, from the key index, one query."""
+    if column not in ("id", "student_id"):
+        raise ValueError(f"the key index is not searched by {column!r}")
     query = sql.SQL(
         "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id "
-        "FROM activity_grades_key WHERE id = ANY(%s)) k"
-    ).format(LIVE_TABLE)
-    return _pinned(using, query, [ids])
-
-
-def tables_of_students(students: list[str], using: str = "default") -> Pinned:
-    """The live tables that hold grades of ``students`` (key index), one query."""
-    query = sql.SQL(
-        "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id "
-        "FROM activity_grades_key WHERE student_id = ANY(%s)) k"
-    ).format(LIVE_TABLE)
-    return _pinned(using, query, [students])
+        "FROM activity_grades_key WHERE {} = ANY(%s)) k"
+    ).format(LIVE_TABLE, sql.Identifier(column))
+    return _pinned(using, query, [values])
 
 
 def tables_of_classes(

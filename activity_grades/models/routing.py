@@ -123,10 +123,9 @@ def route(where: WhereNode, alias: str, using: str) -> list[tuple[str, bool, boo
         narrow(registry.tables_of_classes(classes, terms, using), whole_classes=terms is None)
     if "activity_id" in pins:
         narrow(registry.tables_of_activities(sorted(pins["activity_id"]), using), True)
-    if "id" in pins and (found is None or len(found) > 1):
-        narrow(registry.tables_of_grades(sorted(pins["id"]), using))
-    if "student_id" in pins and (found is None or len(found) > 1):
-        narrow(registry.tables_of_students(sorted(pins["student_id"]), using))
+    for column in ("id", "student_id"):
+        if column in pins and (found is None or len(found) > 1):
+            narrow(registry.tables_in_key_index(column, sorted(pins[column]), using))
     if found is None:
         return None
     out = [
