@@ -412,6 +412,16 @@ def test_a_conversion_killed_at_any_point_loses_nothing_and_a_rerun_finishes(
     _, out = run(db_name, "convert_grades_table", "--to", "partitioned", "--noinput")
     assert "Converted to partitioned" in out
     _assert_converted(db_name, expected)
+    # The verified record per (class, term): across the kill and the rerun, every row once.
+    with connect(db_name) as conn:
+        recorded = conn.execute(
+            "SELECT class_id, term_id, rows FROM activity_grades_conversion_moved "
+            "WHERE direction = 'partitioned' ORDER BY 1, 2"
+        ).fetchall()
+        stored = conn.execute(
+            "SELECT class_id, term_id, count(*) FROM activity_grades GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    assert recorded == stored
     _, out = run(db_name, "convert_grades_table", "--to", "partitioned", "--noinput")
     assert "Nothing to do" in out
 
