@@ -12,14 +12,9 @@ The same query sent through the parent on purpose does fail that way (the contro
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -27,60 +22,17 @@ import pytest
 from bench import legacy
 
 from .archive_support import ROOT
+from .pg_servers import HAVE_SERVER_BINARIES, SKIP_REASON, own_server
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-UNPRIVILEGED = "nobody"
 CLASSES = 270  # x 3 terms + class tables: over 800 partitions
 
-pytestmark = pytest.mark.skipif(
-    not (PG_BIN / "initdb").exists(), reason=f"no PostgreSQL 15 server binaries in {PG_BIN}"
-)
-
-
-def _as_server_user(cmd: list[str]) -> None:
-    kwargs: dict = {}
-    if os.geteuid() == 0:
-        user = pwd.getpwnam(UNPRIVILEGED)
-        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    subprocess.run(cmd, check=True, capture_output=True, **kwargs)
+pytestmark = pytest.mark.skipif(not HAVE_SERVER_BINARIES, reason=SKIP_REASON)
 
 
 @pytest.fixture(scope="module")
 def small_lock_server():
-    base = Path(tempfile.mkdtemp(prefix="ag-locks-"))
-    os.chmod(base, 0o755)
-    if os.geteuid() == 0:
-        user = pwd.getpwnam(UNPRIVILEGED)
-        os.chown(base, user.pw_uid, user.pw_gid)
-    data = base / "data"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    _as_server_user(
-        [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
-    )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=20 "
-        "-c max_locks_per_transaction=10 -c fsync=off"
-    )
-    _as_server_user(
-        [
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(base / "log"),
-            "-o",
-            options,
-            "-w",
-            "start",
-        ]
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
+    with own_server("ag-locks-", max_connections="20", max_locks_per_transaction="10") as server:
+        yield server.url()
 
 
 def _env(url: str) -> dict[str, str]:

@@ -11,10 +11,13 @@ import logging
 
 import pytest
 from django.core.paginator import Paginator
-from django.db import connection, transaction
-from django.db.models import Avg, Count
+from django.db import ProgrammingError, connection, transaction
+from django.db.models import Avg, Count, signals
+from django.test.utils import CaptureQueriesContext
 
 from activity_grades import ActivityGrade, UnroutableQuery
+from activity_grades.db import registry
+from activity_grades.operations import archive
 from tests.helpers import INSERT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,6 +61,7 @@ C123S = "activity_grades_class_123_term_2024_spring"
 C456F = "activity_grades_class_456_term_2023_fall"
 C456S = "activity_grades_class_456_term_2024_spring"
 C123 = "activity_grades_class_123"
+C456 = "activity_grades_class_456"
 
 
 @pytest.mark.parametrize(
@@ -73,9 +77,12 @@ C123 = "activity_grades_class_123"
         ),
         ({"class_id": "456", "term_id": "2023_fall"}, {C456F}),
         ({"term_id": "2024_spring"}, {C123S, C456S}),
-        ({"student_id": "s1", "activity_id": "456/a0"}, {C456F}),
+        # One class pinned: read whole in one statement (its own tables, never others').
+        ({"student_id": "s1", "activity_id": "456/a0"}, {C456, C456F, C456S}),
         ({"pk": "nope"}, set()),
-        ({"student_id": "s1", "class_id": "456", "score__isnull": True}, {C456F}),
+        ({"student_id": "s1", "class_id": "456", "score__isnull": True}, {C456, C456F, C456S}),
+        # Two classes pinned: the key index narrows them to the student's partitions.
+        ({"student_id": "s1", "class_id__in": ["123", "456"]}, {C123F, C123, C456F}),
     ],
 )
 def test_each_pinned_shape_reads_only_its_partitions_and_finds_what_the_parent_finds(
@@ -168,3 +175,141 @@ def test_a_query_that_pins_nothing_is_refused_above_the_limit_and_logged(tree, s
     with caplog.at_level(logging.WARNING, logger="activity_grades"):
         assert ActivityGrade.objects.count() == 6
     assert "a query reads every partition (6)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("filters", "tables"),
+    [
+        # Inside one term: its leaves only.
+        (
+            {"created_at__gte": "2023-09-01 00:00+00", "created_at__lt": "2023-11-01 00:00+00"},
+            {C123F, C456F},
+        ),
+        # Across the gap between two terms: their leaves and the class tables.
+        (
+            {"created_at__range": ("2023-12-01 00:00+00", "2024-02-01 00:00+00")},
+            {C123F, C456F, C123S, C456S, C123, C456},
+        ),
+        # Outside every term: the class tables only.
+        ({"created_at": "2024-07-01 10:00+00"}, {C123, C456}),
+        ({"created_at__gt": "2024-06-01 00:00+00"}, {C123, C456}),
+        ({"created_at__lte": "2023-08-15 00:00+00", "class_id": "123"}, {C123, C123F, C123S}),
+    ],
+)
+def test_created_at_ranges_read_the_terms_they_overlap(tree, filters, tables):
+    routed, locked = _locked(lambda: _ids(ActivityGrade.objects.filter(**filters)))
+    assert routed == _ids(ActivityGrade.objects.across_all_partitions().filter(**filters))
+    assert locked - {"activity_grades", "activity_grades_key", "activity_grades_partition"} == (
+        tables
+    )
+
+
+def _statements(run) -> list[str]:
+    with CaptureQueriesContext(connection) as sent:
+        run()
+    return [q["sql"] for q in sent.captured_queries]
+
+
+def test_common_reads_are_one_statement_once_the_cache_is_warm(tree):
+    """Reads by class, (class, term) or activity name their tables from the cache; a grade
+    read by id is read where the last lookup found it."""
+    assert len(_statements(lambda: ActivityGrade.objects.get(pk="g1"))) == 2  # lookup, read
+    sent = _statements(lambda: ActivityGrade.objects.get(pk="g1"))
+    assert len(sent) == 1 and C456F in sent[0]
+    for filters in (
+        {"class_id": "123"},
+        {"class_id": "123", "term_id": "2023_fall", "student_id": "s1"},
+        {"activity_id": "123/a0"},
+        {"pk": "f1"},
+    ):
+        expected = ActivityGrade.objects.across_all_partitions().filter(**filters).count()
+        ActivityGrade.objects.filter(**filters).count()  # warms the cache
+        with CaptureQueriesContext(connection) as sent:
+            counted = ActivityGrade.objects.filter(**filters).count()
+        assert len(sent.captured_queries) == 1 and counted == expected, filters
+    # A read by student or several ids asks the key index first, every time.
+    list(ActivityGrade.objects.filter(student_id="s1"))
+    assert len(_statements(lambda: list(ActivityGrade.objects.filter(student_id="s1")))) == 2
+
+
+def test_a_grade_moved_since_the_cache_saw_it_is_looked_up_again(tree):
+    assert ActivityGrade.objects.get(pk="o1").term_id is None  # cached: the class table
+    with connection.cursor() as cursor:  # another process moves it into 2023_fall
+        cursor.execute(
+            "UPDATE activity_grades SET created_at = '2023-11-01 10:00+00' WHERE id = 'o1'"
+        )
+    sent = _statements(lambda: ActivityGrade.objects.get(pk="o1"))
+    assert len(sent) == 3 and C123 in sent[0] and C123F in sent[2]  # stale, lookup, read
+    assert ActivityGrade.objects.get(pk="o1").term_id == "2023_fall"
+    assert ActivityGrade.objects.filter(pk="o1").exists()
+    assert ActivityGrade.objects.filter(pk="o1", term_id__isnull=True).count() == 0
+    with pytest.raises(ActivityGrade.DoesNotExist):
+        ActivityGrade.objects.get(pk="nope")
+
+
+def test_a_table_dropped_since_its_name_was_cached_is_read_again(tree):
+    """Another process archived the term: this one's cached name of the leaf is stale."""
+    leaf = {"class_id": "123", "term_id": "2023_fall"}
+    assert ActivityGrade.objects.filter(**leaf).count() == 2
+    archive.plan(["2023_fall"], force=True).apply()
+    stale = ("123", "2023_fall")
+    registry._names.put("default", stale, C123F)  # what the other process still holds
+    assert ActivityGrade.objects.filter(**leaf).count() == 0  # forgotten and read again
+    assert registry._names.get("default", stale) is None
+    registry._names.put("default", stale, C123F)
+    # Inside a transaction the statement cannot be retried: the error, and the cache is clear.
+    with pytest.raises(ProgrammingError), transaction.atomic():
+        ActivityGrade.objects.filter(**leaf).count()
+    assert registry._names.get("default", stale) is None
+    assert ActivityGrade.objects.filter(**leaf).count() == 0
+
+
+def test_a_partition_of_a_rolled_back_transaction_is_never_cached(tree):
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT, ["n1", "123/a0", "s7", "2024-09-01 10:00+00"])
+        assert ActivityGrade.objects.filter(class_id="123", term_id="2024_fall").count() == 1
+        transaction.set_rollback(True)
+    assert registry._names.get("default", ("123", "2024_fall")) is None
+    assert ActivityGrade.objects.filter(class_id="123", term_id="2024_fall").count() == 0
+
+
+def test_a_query_pinning_more_partitions_than_the_limit_is_refused(tree, settings):
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "ROUTING_PARTITION_LIMIT": 1}
+    with pytest.raises(UnroutableQuery, match="pins more partitions than the limit"):
+        ActivityGrade.objects.filter(term_id="2024_spring").count()
+    assert ActivityGrade.objects.filter(class_id="123", term_id="2024_spring").count() == 1
+
+
+def test_delete_with_signal_receivers_sends_them_and_deletes_from_the_partitions(tree):
+    seen: list[tuple[str, str]] = []
+
+    def pre(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk))
+
+    def post(sender, instance, **kwargs):
+        seen.append(("post", instance.pk))
+
+    signals.pre_delete.connect(pre, sender=ActivityGrade)
+    signals.post_delete.connect(post, sender=ActivityGrade)
+    try:
+        (count, by_model), locked = _locked(
+            lambda: ActivityGrade.objects.filter(student_id="s1", class_id="123").delete()
+        )
+        assert count == 2 and by_model == {"activity_grades.ActivityGrade": 2}
+        assert seen == [("pre", "f1"), ("pre", "o1"), ("post", "f1"), ("post", "o1")]
+        assert not locked & {C456, C456F, C456S}  # never the parent's other children
+        assert _ids(ActivityGrade.objects.across_all_partitions()) == ["f2", "g1", "g2", "p1"]
+
+        def refuse(sender, instance, **kwargs):
+            raise RuntimeError("kept")
+
+        signals.post_delete.connect(refuse, sender=ActivityGrade)
+        with pytest.raises(RuntimeError, match="kept"):
+            ActivityGrade.objects.filter(student_id="s2").delete()
+        signals.post_delete.disconnect(refuse, sender=ActivityGrade)
+        # The receiver's error rolled the whole delete back.
+        assert _ids(ActivityGrade.objects.across_all_partitions()) == ["f2", "g1", "g2", "p1"]
+    finally:
+        signals.pre_delete.disconnect(pre, sender=ActivityGrade)
+        signals.post_delete.disconnect(post, sender=ActivityGrade)

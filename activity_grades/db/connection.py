@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+import psycopg
 from django.db import OperationalError, connections, transaction
 from psycopg import sql
 
@@ -22,6 +23,7 @@ __all__ = [
     "fetch_dicts",
     "fetch_rows",
     "fetch_value",
+    "is_missing_table",
     "lock_timeout_errors",
     "set_lock_timeout",
     "sleep",
@@ -87,6 +89,11 @@ def fetch_value(using: str, query: Query, params: Params = None) -> Any:
     """First column of the first row; None when there is no row."""
     rows = fetch_rows(using, query, params)
     return rows[0][0] if rows else None
+
+
+def is_missing_table(error: BaseException) -> bool:
+    """Whether a database error is PostgreSQL's "relation does not exist"."""
+    return isinstance(error.__cause__, psycopg.errors.UndefinedTable)
 
 
 def set_lock_timeout(cur: Cursor, timeout: str) -> None:

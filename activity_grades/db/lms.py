@@ -21,6 +21,7 @@ from psycopg import sql
 
 from ..core.settings import app_settings
 from . import staging
+from .cache import TtlCache
 from .catalog import date_kind, lms_table, lms_table_in
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
@@ -31,6 +32,7 @@ __all__ = [
     "class_of",
     "class_id_order",
     "classes_of",
+    "classes_of_cached",
     "install",
     "locate",
     "lookup_functions_sql",
@@ -264,6 +266,28 @@ def classes_of(activity_ids: set[str], using: str = "default") -> dict[str, str 
         [list(activity_ids)],
     )
     return dict(found)
+
+
+# activity -> its class (None: it has no class), for the default manager's routing.
+_classes: TtlCache[str, str | None] = TtlCache()
+
+
+def classes_of_cached(activity_ids: set[str], using: str = "default") -> dict[str, str | None]:
+    """``classes_of`` through this process's cache (db/cache.py): an activity's class is
+    LMS data that does not change under a running query; one query for the misses."""
+    found: dict[str, str | None] = {}
+    missing = set()
+    for activity_id in activity_ids:
+        hit = _classes.get(using, activity_id)
+        if hit is None:
+            missing.add(activity_id)
+        else:
+            found[activity_id] = hit
+    for activity_id, class_id in classes_of(missing, using).items():
+        found[activity_id] = class_id
+        if class_id is not None:
+            _classes.put(using, activity_id, class_id)
+    return found
 
 
 _NUMERIC_TYPES = ("smallint", "integer", "bigint", "numeric", "real", "double precision")

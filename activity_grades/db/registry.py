@@ -7,13 +7,14 @@ id, or a student's grades, are found without planning a query on every partition
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
 
 from ..core.constants import LEGACY_CLASS, LEGACY_TABLE, Status
+from .cache import CACHE_SECONDS, TtlCache, clear_all
 from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 
 __all__ = [
@@ -27,17 +28,25 @@ __all__ = [
     "lock_row",
     "missing_tables",
     "partition_table",
+    "partition_tables",
+    "tables_of_grades",
+    "cached_grade_table",
+    "forget_grade",
+    "class_tables",
     "live_leaves",
     "set_status",
     "table_of_grade",
     "tables_of_student",
 ]
 
-# Seconds a process trusts a cached (class, term) -> table name. Archiving and restoring
-# clear this process's cache; a read that hits a dropped table clears it and retries.
-CACHE_SECONDS = 60.0
+Pair = tuple[str, str | None]  # (class_id, term_id): term_id None is the class table itself
+Pinned = dict[Pair, str]  # (class, term) -> its live table
 
-_cache: dict[tuple[str, str, str | None], tuple[str, float]] = {}
+# (class, term) -> live table name (db/cache.py says how long and when it is forgotten).
+_names: TtlCache[tuple[str, str | None], str] = TtlCache()
+# grade id -> (its live table, a class table?) as a key-index lookup last found it. A grade
+# moves (a new created_at, archiving): a read trusts this only where it finds the grade.
+_grades: TtlCache[str, tuple[str, bool]] = TtlCache(max_size=100_000)
 
 # The live table of the (class_id, term_id) of a row aliased ``k``; the LMS's own table
 # while a conversion drains it (its grades' keys carry LEGACY_CLASS). Two lookups so each
@@ -71,26 +80,40 @@ class RegistryRow:
 
 
 def invalidate_cache() -> None:
-    """Forget this process's cached (class, term) -> table names."""
-    _cache.clear()
+    """Forget this process's cached lookups: (class, term) -> table names, activities'
+    classes."""
+    clear_all()
 
 
 def partition_table(
     class_id: str, term_id: str | None = None, using: str = "default"
 ) -> str | None:
     """The live table of (class, term); ``term_id=None``: the class table. Cached."""
-    key = (using, class_id, term_id)
-    hit = _cache.get(key)
-    now = time.monotonic()
-    if hit and hit[1] > now:
-        return hit[0]
-    query = sql.SQL("SELECT {} FROM (SELECT %s::text AS class_id, %s::text AS term_id) k")
-    table: str | None = fetch_value(using, query.format(LIVE_TABLE), [class_id, term_id])
-    if table is None:
-        _cache.pop(key, None)
-        return None
-    _cache[key] = (table, now + CACHE_SECONDS)
-    return table
+    return partition_tables([(class_id, term_id)], using).get((class_id, term_id))
+
+
+def partition_tables(pairs: Iterable[Pair], using: str = "default") -> Pinned:
+    """The live tables of those (class, term) pairs that have one, through this process's
+    cache (db/cache.py); one query for the pairs not cached. A pair without a table is
+    never cached: its partition may be created a moment later."""
+    found: Pinned = {}
+    missing: list[Pair] = []
+    for pair in pairs:
+        hit = _names.get(using, pair)
+        if hit is None:
+            missing.append(pair)
+        else:
+            found[pair] = hit
+    if missing:
+        query = sql.SQL(
+            "SELECT k.class_id, k.term_id, {} FROM unnest(%s::text[], %s::text[]) "
+            "AS k(class_id, term_id)"
+        ).format(LIVE_TABLE)
+        params = [[c for c, _ in missing], [t for _, t in missing]]
+        for pair, table in _pinned(using, query, params).items():
+            found[pair] = table
+            _names.put(using, pair, table)
+    return found
 
 
 def table_of_grade(grade_id: str, using: str = "default") -> str | None:
@@ -183,9 +206,6 @@ def live_count(using: str = "default") -> int:
 
 # -- routing the default manager (models/routing.py) ----------------------------------------
 
-Pair = tuple[str, str | None]  # (class_id, term_id): term_id None is the class table itself
-Pinned = dict[Pair, str]  # (class, term) -> its live table
-
 
 def _pinned(using: str, query: sql.Composable, params: list[Any]) -> Pinned:
     return {(c, t): name for c, t, name in fetch_rows(using, query, params) if name is not None}
@@ -203,6 +223,29 @@ def tables_in_key_index(column: str, values: list[str], using: str = "default") 
     return _pinned(using, query, [values])
 
 
+def tables_of_grades(ids: list[str], using: str = "default") -> Pinned:
+    """``tables_in_key_index("id", ids)``, remembering each grade's table for
+    ``cached_grade_table``."""
+    query = sql.SQL(
+        "SELECT k.id, k.class_id, k.term_id, {} FROM activity_grades_key k WHERE k.id = ANY(%s)"
+    ).format(LIVE_TABLE)
+    found: Pinned = {}
+    for grade_id, class_id, term_id, table in fetch_rows(using, query, [ids]):
+        if table is not None:
+            found[(class_id, term_id)] = table
+            _grades.put(using, grade_id, (table, term_id is None))
+    return found
+
+
+def cached_grade_table(grade_id: str, using: str = "default") -> tuple[str, bool] | None:
+    """(table, a class table?) where a lookup last found this grade; may be stale."""
+    return _grades.get(using, grade_id)
+
+
+def forget_grade(grade_id: str, using: str = "default") -> None:
+    _grades.forget(using, grade_id)
+
+
 def tables_of_classes(
     classes: list[str] | None, terms: list[str] | None, using: str = "default"
 ) -> Pinned:
@@ -215,12 +258,10 @@ def tables_of_classes(
     return _pinned(using, query, [Status.LIVE.value, classes, classes, terms, terms])
 
 
-def tables_of_activities(activities: list[str], using: str = "default") -> Pinned:
-    """Every live table of the classes of ``activities`` (their class as the routing
-    trigger finds it), one query."""
+def class_tables(using: str = "default") -> Pinned:
+    """Every live class table (the grades outside every term), one query."""
     query = sql.SQL(
-        "SELECT p.class_id, p.term_id, p.table_name FROM activity_grades_partition p "
-        "WHERE p.status = %s AND p.class_id IN (SELECT l.class_id FROM unnest(%s::text[]) a "
-        "CROSS JOIN LATERAL activity_grades_locate(a, now()) l)"
+        "SELECT class_id, term_id, table_name FROM activity_grades_partition "
+        "WHERE status = %s AND term_id IS NULL"
     )
-    return _pinned(using, query, [Status.LIVE.value, activities])
+    return _pinned(using, query, [Status.LIVE.value])

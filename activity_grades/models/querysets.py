@@ -11,9 +11,10 @@ work unchanged and the SQL only touches that table::
      WHERE activity_grades.student_id = 's1'
 
 Writes: ``update()`` and ``delete()`` on such a QuerySet are sent to the partition
-itself (``UPDATE "<partition>" SET ... WHERE ...``). ``delete()`` falls back to
-Django's collector (through the parent) when it must see the rows first: delete
-signals have receivers, or another model has a ForeignKey to grades.
+itself (``UPDATE "<partition>" SET ... WHERE ...``). With delete signal receivers,
+``delete()`` reads the rows first and sends the signals around the partitions'
+``DELETE``; only when another model has a ForeignKey to grades does it fall back to
+Django's collector (whose ``DELETE`` goes through the parent).
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from django.db import models, transaction
+from django.db import ProgrammingError, connections, models, transaction
 from django.db.models import signals
 from django.db.models.sql import DeleteQuery, Query, UpdateQuery
-from django.db.models.sql.constants import ROW_COUNT
+from django.db.models.sql.constants import GET_ITERATOR_CHUNK_SIZE, MULTI, ROW_COUNT, SINGLE
 from django.db.models.sql.datastructures import BaseTable
 
 from ..core.ids import as_text
 from ..db import registry
+from ..db.connection import is_missing_table
 from .routing import RoutedTable, guard, route
 
-__all__ = ["ActivityGradeManager", "ActivityGradeQuerySet"]
+__all__ = ["ActivityGradeManager", "ActivityGradeQuerySet", "RoutedQuery"]
 
 # The model of the QuerySet (ActivityGrade; generic so this module need not import it).
 _M = TypeVar("_M", bound=models.Model, covariant=True)
@@ -40,9 +42,85 @@ _M = TypeVar("_M", bound=models.Model, covariant=True)
 _Q = TypeVar("_Q", bound=Query)
 
 
+class _RetryStaleCache:
+    """A compiler mixin for reads that name tables from this process's cache.
+
+    - A table dropped since its name was cached (archived by another process): the cache
+      is forgotten and the read runs once more outside a transaction; inside one, the
+      error is raised (the transaction is aborted), the next read looks it up again.
+    - A read of one grade where the cache last saw it (``read_cached_grade``, set by
+      ``RoutedTable``) that finds nothing there: the grade may have moved; its entry is
+      forgotten and the read runs again through the key index. Allowed only for results
+      whose emptiness shows here (not a streamed ``iterator()``).
+    """
+
+    may_trust_grade = False
+    read_cached_grade: str | None = None
+
+    def execute_sql(
+        self,
+        result_type: str = MULTI,
+        chunked_fetch: bool = False,
+        chunk_size: int = GET_ITERATOR_CHUNK_SIZE,
+    ) -> Any:
+        self.may_trust_grade = result_type in (MULTI, SINGLE) and not chunked_fetch
+        self.read_cached_grade = None
+        using: str = self.using  # type: ignore[attr-defined]
+        run = super().execute_sql  # type: ignore[misc]
+        try:
+            result = run(result_type, chunked_fetch, chunk_size)
+        except ProgrammingError as error:
+            if not is_missing_table(error):
+                raise
+            registry.invalidate_cache()
+            if connections[using].in_atomic_block:
+                raise
+            result = run(result_type, chunked_fetch, chunk_size)
+        # Set by RoutedTable while the statement compiled (mypy keeps the None above).
+        grade = cast("str | None", self.read_cached_grade)
+        if grade is not None and self.may_trust_grade and _nothing(result, result_type):
+            registry.forget_grade(grade, using)
+            self.may_trust_grade = False
+            result = run(result_type, chunked_fetch, chunk_size)
+        return result
+
+
+def _nothing(result: Any, result_type: str) -> bool:
+    """Whether a read found no row: no rows, or a single row of NULLs and zeros (a count
+    or an aggregate over nothing)."""
+    if result_type == MULTI:
+        return not result
+    return result is None or all(v is None or v == 0 for v in result)
+
+
+_retrying: dict[type, type] = {}
+
+
+class RoutedQuery(Query):
+    """The query of ActivityGrade's QuerySets: its compiler runs a read again when a
+    cached name proved stale (``_RetryStaleCache``). Writes compile as other queries."""
+
+    def get_compiler(self, *args: Any, **kwargs: Any) -> Any:
+        compiler = super().get_compiler(*args, **kwargs)
+        kind = type(compiler)
+        if kind not in _retrying:
+            _retrying[kind] = type(f"Routed{kind.__name__}", (_RetryStaleCache, kind), {})
+        compiler.__class__ = _retrying[kind]
+        return compiler
+
+
 class ActivityGradeQuerySet(models.QuerySet[_M]):
     # Django's own (private) QuerySet state read below; the stubs do not declare it.
     _fields: tuple[str, ...] | None
+
+    def __init__(
+        self,
+        model: type[_M] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, models.Model] | None = None,
+    ) -> None:
+        super().__init__(model, query if query is not None else RoutedQuery(model), using, hints)
 
     def for_table(self, table_name: str) -> ActivityGradeQuerySet[_M]:
         """Read from ``table_name`` (a partition from the registry) instead of the parent.
@@ -101,16 +179,17 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
 
     def _routed_writes(self) -> list[tuple[ActivityGradeQuerySet[_M], str]] | None:
         """(QuerySet, table) per partition a routed write reaches; None: unroutable."""
-        tables = route(self.query.where, self._base_alias(), self.db)
-        if tables is None:
-            where = self.query.where
-            guard(f"{self.model.__name__} WHERE {where!r}", self.db)
+        found = route(self.query.where, self._base_alias(), self.db)
+        shape = f"{self.model.__name__} WHERE {self.query.where!r}"
+        if found is None:
+            guard(shape, self.db)
             return None
+        guard(shape, self.db, len(found.tables))
         # A class table read whole takes its term tables along; one read ONLY is written
         # with "term_id IS NULL": its own rows, the grades outside every term.
         return [
             (self.filter(term_id__isnull=True) if class_table and not whole else self, t)
-            for t, whole, class_table in tables
+            for t, whole, class_table in found.tables
         ]
 
     def _write_each(
@@ -148,9 +227,7 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
             model._meta.related_objects
             or signals.pre_delete.has_listeners(model)
             or signals.post_delete.has_listeners(model)
-            or self.query.is_sliced
-            or self.query.distinct_fields
-            or self._fields is not None
+            or self._unsupported_delete()
         )
         if self._reads_partition() and direct:
             count = self._write_table(self.partition_table_name(), DeleteQuery)
@@ -160,7 +237,36 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
             if writes is not None:
                 count = self._write_each(writes, lambda qs, t: qs._write_table(t, DeleteQuery))
                 return count, {model._meta.label: count} if count else {}
+        routed = self._is_routed() or self._reads_partition()
+        if routed and not model._meta.related_objects and not self._unsupported_delete():
+            return self._delete_sending_signals()
         return super().delete()
+
+    def _unsupported_delete(self) -> bool:
+        """What Django's own delete() refuses (it raises the error)."""
+        return bool(self.query.is_sliced or self.query.distinct_fields or self._fields is not None)
+
+    def _delete_sending_signals(self) -> tuple[int, dict[str, int]]:
+        """What Django's Collector does for a model nothing points at, without its
+        ``DELETE ... WHERE id IN (...)`` on the parent: the rows are read (routed), each
+        gets ``pre_delete``, they are deleted from the partitions the key index names and
+        each gets ``post_delete``, in one transaction."""
+        model = self.model
+        with transaction.atomic(using=self.db, savepoint=False):
+            instances = list(self.order_by("pk"))
+            if not instances:
+                return 0, {}
+            for instance in instances:
+                signals.pre_delete.send(model, instance=instance, using=self.db, origin=self)
+            rows = self.model._default_manager.db_manager(self.db).filter(
+                pk__in=[instance.pk for instance in instances]
+            )
+            writes = cast("ActivityGradeQuerySet[_M]", rows)._routed_writes() or []
+            count = self._write_each(writes, lambda qs, t: qs._write_table(t, DeleteQuery))
+            for instance in instances:
+                signals.post_delete.send(model, instance=instance, using=self.db, origin=self)
+                instance.pk = None
+        return count, {model._meta.label: count} if count else {}
 
     delete.alters_data = True  # type: ignore[attr-defined]
     delete.queryset_only = True  # type: ignore[attr-defined]
