@@ -12,6 +12,7 @@ does not import its models before Django's app registry is ready.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +22,10 @@ __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        # A submodule not imported yet (``from . import replicas``): the import system
+        # loads it once this says it is not an attribute; the API may not be ready.
+        raise AttributeError(name)
     api = importlib.import_module(f"{__name__}.api")
     if name in api.__all__:
         return getattr(api, name)

@@ -23,14 +23,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
-from typing import Any
+from functools import partial, wraps
+from typing import Any, TypeVar, cast
 
 from django.db import IntegrityError, connections, transaction
 from django.db.utils import ProgrammingError
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from . import replicas
 from .core.constants import LOGGER_NAME
 from .core.exceptions import (
     ActivityWithoutClass,
@@ -99,6 +100,32 @@ class ActivityStats:
     max_score: float | None
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _reporting(read: _F) -> _F:
+    """A read that a read replica may serve (``replicas.reader``): run by a service on
+    the replica when one is fit and this context wrote nothing lately."""
+
+    @wraps(read)
+    def on_reader(self: ActivityGradeService, *args: Any, **kwargs: Any) -> Any:
+        alias = replicas.reader(self.using)
+        return read(self if alias == self.using else type(self)(alias), *args, **kwargs)
+
+    return cast(_F, on_reader)
+
+
+def _writing(write: _F) -> _F:
+    """A write: this context's reads go to the primary for a while (read-your-writes)."""
+
+    @wraps(write)
+    def noting(self: ActivityGradeService, *args: Any, **kwargs: Any) -> Any:
+        replicas.note_write()
+        return write(self, *args, **kwargs)
+
+    return cast(_F, noting)
+
+
 class ActivityGradeService:
     """Partition-aware reads and writes of activity grades.
 
@@ -159,6 +186,7 @@ class ActivityGradeService:
                 values[name] = Jsonb(value)
         return values
 
+    @_writing
     def record(
         self,
         activity_id: Id,
@@ -198,6 +226,7 @@ class ActivityGradeService:
         row = leaves.insert(self.using, table, values, COLUMNS)
         return self._instance(row)
 
+    @_writing
     def record_many(self, rows: Iterable[Mapping[str, Any]]) -> IngestResult:
         """Bulk ingest: group rows by partition, create missing ones, COPY into each leaf.
 
@@ -239,6 +268,7 @@ class ActivityGradeService:
                     per_table[tables[key]] = len(group)
         return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
 
+    @_writing
     def upsert(self, activity_id: Id, student_id: Id, **fields: Any) -> tuple[ActivityGrade, bool]:
         """Update the grade of (activity, student) in its partition, or insert it.
 
@@ -327,6 +357,7 @@ class ActivityGradeService:
             )
         )
 
+    @_reporting
     def gradebook(self, class_id: Id, term_id: Id) -> list[ActivityGrade]:
         """Every grade of one class in one term, from the leaf only."""
         table = self.table_for(class_id, term_id)
@@ -334,6 +365,7 @@ class ActivityGradeService:
             return []
         return self._select(table, order_by=("student_id", "activity_id"))
 
+    @_reporting
     def student_grades_in_class(
         self, student_id: Id, class_id: Id, term_id: Id | None = None
     ) -> list[ActivityGrade]:
@@ -344,6 +376,7 @@ class ActivityGradeService:
         where = {"student_id": as_text(student_id, "student_id")}
         return self._select(table, where, order_by=("activity_id",))
 
+    @_reporting
     def activity_grades(self, activity_id: Id) -> list[ActivityGrade]:
         """Every grade of one activity: reads its class table (all terms), not the parent."""
         activity = as_text(activity_id, "activity_id")
@@ -353,6 +386,7 @@ class ActivityGradeService:
             return []
         return self._select(table, {"activity_id": activity}, order_by=("student_id",))
 
+    @_reporting
     def activity_stats(self, class_id: Id, term_id: Id | None = None) -> list[ActivityStats]:
         """Count, graded count and score min/avg/max per activity of a class (and term)."""
         table = self.table_for(class_id, term_id)
@@ -360,6 +394,7 @@ class ActivityGradeService:
             return []
         return [ActivityStats(*row) for row in leaves.activity_stats(self.using, table)]
 
+    @_reporting
     def get(self, grade_id: Id) -> ActivityGrade | None:
         """One grade by id: the key index names its partition, only that table is read."""
         grade_id = as_text(grade_id, "grade_id")
@@ -373,6 +408,7 @@ class ActivityGradeService:
             # Moved between the two reads (a conversion, archiving): look it up again.
         return None
 
+    @_reporting
     def student_record(self, student_id: Id) -> list[ActivityGrade]:
         """One student's grades in every class and term.
 
@@ -426,7 +462,9 @@ def student_history(student_id: Id, using: str = "default") -> StudentHistory:
     """
     student = as_text(student_id, "student_id")
     live = ActivityGradeService(using).student_record(student)
-    archived = list(ArchivedActivityGrade.objects.using(using).filter(student_id=student))
+    archived = list(
+        ArchivedActivityGrade.objects.using(replicas.reader(using)).filter(student_id=student)
+    )
     return StudentHistory(live, archived)
 
 

@@ -114,6 +114,20 @@ if env.str("ACTIVITY_GRADES_SCHEMA", default=""):
         f"-c search_path=public,{ACTIVITY_GRADES['SCHEMA']}"
     )
 
+# A read replica for reporting reads (docs/replicas.md; tests/test_replicas.py runs a
+# real streaming standby): its URL in DATABASE_REPLICA_URL.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    # The test runner never creates a database on the replica: it replays the primary's.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    ACTIVITY_GRADES["READ_REPLICAS"] = ["replica"]
+    ACTIVITY_GRADES["REPLICA_MAX_LAG"] = env.float("ACTIVITY_GRADES_REPLICA_MAX_LAG", default=30)
+    ACTIVITY_GRADES["REPLICA_CHECK_SECONDS"] = env.float(
+        "ACTIVITY_GRADES_REPLICA_CHECK_SECONDS", default=5
+    )
+DATABASE_ROUTERS = ["activity_grades.routers.ReplicaRouter"]
+MIDDLEWARE.append("activity_grades.middleware.ReadYourWritesMiddleware")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

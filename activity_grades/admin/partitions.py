@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
+from .. import replicas
 from ..core.exceptions import ArchiveError
 from ..db import lms
 from ..models import Partition
@@ -70,7 +71,7 @@ class PartitionAdmin(_ModelAdmin):
     ) -> HttpResponse:
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        ov = stats.overview()
+        ov = stats.overview(using=replicas.reader())
         shown = filter_partitions(ov.partitions, request.GET)
         shown, sort_key, desc = sort_partitions(shown, request.GET.get("o"))
         page = Paginator(shown, PER_PAGE).get_page(request.GET.get("p"))
@@ -136,6 +137,7 @@ class PartitionAdmin(_ModelAdmin):
             problems=repair.plan().problems,
             headroom=locks.headroom(),
             concurrent=locks.CONCURRENT,
+            replicas=replicas.replica_states(),
         )
 
     def _page(self, request: HttpRequest, template: str, title: str, **extra: Any) -> HttpResponse:

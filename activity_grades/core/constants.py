@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "APP_LABEL",
     "ARCHIVE_MARKER",
     "ARCHIVE_PARENT",
     "ARCHIVE_YEARS_TABLE",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 LOGGER_NAME = "activity_grades"
+# The Django app label of the app's models (apps.py names the app the same).
+APP_LABEL = "activity_grades"
 
 # Tables of migration 0001/0003.
 PARENT = "activity_grades"

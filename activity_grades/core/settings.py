@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 
 from .exceptions import SettingsError
 
@@ -39,6 +40,15 @@ _YEAR_TABLE_COLUMNS = ("TERM_YEAR_TABLE_ID_COLUMN", "TERM_YEAR_TABLE_LABEL_COLUM
 
 def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "must be 0 or more"
+
+
+def _aliases(value: list[str] | tuple[str, ...]) -> str | None:
+    unknown = [a for a in value if a not in settings.DATABASES]
+    if unknown:
+        return f"names databases not in DATABASES: {unknown!r}"
+    if DEFAULT_DB_ALIAS in value:
+        return f"must not name the primary {DEFAULT_DB_ALIAS!r}"
+    return None
 
 
 def _positive(value: int | None) -> str | None:
@@ -253,6 +263,25 @@ class AppSettings:
     MAINTENANCE_ARCHIVE = Setting[bool](False, bool, "maintenance archives past years")
     MAINTENANCE_RETENTION = Setting[bool](False, bool, "maintenance applies retention")
     MAINTENANCE_ANALYZE = Setting[bool](True, bool, "maintenance analyzes new partitions")
+    # Read replicas for reporting (activity_grades.routers.ReplicaRouter, docs/replicas.md).
+    READ_REPLICAS = Setting[list[str] | tuple[str, ...]](
+        [], (list, tuple), "aliases in DATABASES of read replicas for reporting reads", _aliases
+    )
+    REPLICA_MAX_LAG = Setting[int | float](
+        30, (int, float), "seconds a replica may lag before reads go to the primary", _non_negative
+    )
+    REPLICA_CHECK_SECONDS = Setting[int | float](
+        5,
+        (int, float),
+        "seconds a replica's lag or failure is trusted before asking again",
+        _non_negative,
+    )
+    READ_YOUR_WRITES_SECONDS = Setting[int | float](
+        10,
+        (int, float),
+        "seconds after a write during which its reader reads the primary",
+        _non_negative,
+    )
 
     # -- derived ---------------------------------------------------------------
 

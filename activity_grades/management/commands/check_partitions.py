@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from activity_grades import replicas
 from activity_grades.operations import repair
 from activity_grades.reporting import locks
 
@@ -48,6 +49,9 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(lock_line)
+        for replica in replicas.replica_states():
+            line = f"Read {replica.sentence()}."
+            self.stdout.write(line if replica.ok else self.style.WARNING(line))
         for p in problems:
             self.stdout.write(self.style.ERROR(f"{p.id} {p.message}"))
             if p.hint:
