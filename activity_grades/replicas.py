@@ -65,7 +65,14 @@ class ReplicaHealth:
 
 
 _health: dict[str, ReplicaHealth] = {}
+# alias -> when its lag was first seen above REPLICA_MAX_LAG (time.monotonic()).
+_over_since: dict[str, float] = {}
 _lock = threading.Lock()
+
+# A lag above the limit counts once it has been seen on asks this far apart: after an
+# idle spell, the first write the standby has received but not yet replayed makes the
+# time since its last replayed transaction look like lag for a moment.
+CONFIRM_SECONDS = 1.0
 
 
 def _ask(alias: str, in_bytes: bool) -> ReplicaHealth:
@@ -86,10 +93,14 @@ def _ask(alias: str, in_bytes: bool) -> ReplicaHealth:
         return ReplicaHealth(alias, True, None, None, None, now)  # not a standby: lag unknown
     if state.lag_seconds is None:
         return ReplicaHealth(alias, False, None, behind, "has replayed nothing yet", now)
-    if state.lag_seconds > limit:
-        problem = f"lags {state.lag_seconds:.1f} s (REPLICA_MAX_LAG is {limit:g} s)"
-        return ReplicaHealth(alias, False, state.lag_seconds, behind, problem, now)
-    return ReplicaHealth(alias, True, state.lag_seconds, behind, None, now)
+    if state.lag_seconds <= limit:
+        _over_since.pop(alias, None)
+        return ReplicaHealth(alias, True, state.lag_seconds, behind, None, now)
+    since = _over_since.setdefault(alias, now)
+    if now - since < CONFIRM_SECONDS:
+        return ReplicaHealth(alias, True, state.lag_seconds, behind, None, now)
+    problem = f"lags {state.lag_seconds:.1f} s (REPLICA_MAX_LAG is {limit:g} s)"
+    return ReplicaHealth(alias, False, state.lag_seconds, behind, problem, now)
 
 
 def health(alias: str, *, fresh: bool = False) -> ReplicaHealth:
