@@ -30,6 +30,13 @@ from ..core.constants import (
 from .connection import Cursor, execute
 
 __all__ = [
+    "TERM_CHECK",
+    "count_only",
+    "refile",
+    "replace_term_check",
+    "set_bounds",
+    "tables_of_class",
+    "validate_term_check",
     "KeyBatch",
     "TermDrift",
     "create_trigger",
@@ -337,3 +344,100 @@ def set_year(cur: Cursor, term_id: str, year: str) -> int:
         [year, term_id, Status.LIVE.value, year],
     )
     return int(cur.rowcount)
+
+
+# -- applying a term's new bounds (create_partitions) ---------------------------------------
+
+TERM_CHECK = "activity_grades_term_check"
+
+
+def replace_term_check(
+    cur: Cursor, table: str, term_id: str, starts_at: datetime, ends_at: datetime
+) -> None:
+    """Give a leaf the CHECK of its term's new bounds, ``NOT VALID`` (no scan under the
+    lock): new rows must satisfy it at once; rows outside it are moved, then it is
+    validated (``validate_term_check``)."""
+    execute(
+        cur,
+        sql.SQL(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {c}, ADD CONSTRAINT {c} CHECK "
+            "(term_id = {term} AND created_at >= {s}::timestamptz "
+            "AND created_at < {e}::timestamptz) NOT VALID"
+        ).format(
+            t=sql.Identifier(table),
+            c=sql.Identifier(TERM_CHECK),
+            term=sql.Literal(term_id),
+            s=sql.Literal(starts_at.isoformat()),
+            e=sql.Literal(ends_at.isoformat()),
+        ),
+    )
+
+
+def set_bounds(
+    cur: Cursor, table: str, starts_at: datetime, ends_at: datetime, year: str | None
+) -> None:
+    cur.execute(
+        "UPDATE activity_grades_partition SET starts_at = %s, ends_at = %s, academic_year = %s "
+        "WHERE table_name = %s",
+        [starts_at, ends_at, year, table],
+    )
+
+
+def validate_term_check(cur: Cursor, table: str) -> None:
+    """Validate the leaf's term CHECK (reads the leaf under SHARE UPDATE EXCLUSIVE only:
+    writes go on); fails, naming the table, if a row is still outside its term."""
+    execute(
+        cur,
+        sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+            sql.Identifier(table), sql.Identifier(TERM_CHECK)
+        ),
+    )
+
+
+def tables_of_class(cur: Cursor, class_id: str) -> list[str]:
+    """The live tables of one class: its class table first, then its leaves."""
+    cur.execute(
+        "SELECT table_name FROM activity_grades_partition WHERE class_id = %s AND status = %s "
+        "ORDER BY term_id IS NOT NULL, table_name",
+        [class_id, Status.LIVE.value],
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def refile(cur: Cursor, table: str, starts_at: datetime, ends_at: datetime) -> int:
+    """Rows of ``table`` (``ONLY``) created in [starts_at, ends_at) whose term is no longer
+    the one of their created_at: setting it moves each one (``activity_grades_move``).
+    Returns how many (moved rows are not in an UPDATE's row count: counted first)."""
+    where = sql.SQL(
+        "WHERE created_at >= %s AND created_at < %s "
+        "AND term_id IS DISTINCT FROM activity_grades_term_at(created_at)"
+    )
+    table_id = sql.Identifier(table)
+    cur.execute(
+        sql.SQL("SELECT count(*) FROM ONLY {} {}")
+        .format(table_id, where)
+        .as_string(cur.connection),
+        [starts_at, ends_at],
+    )
+    found = int(cur.fetchone()[0])
+    if found:
+        cur.execute(
+            sql.SQL("UPDATE ONLY {} SET term_id = activity_grades_term_at(created_at) {}")
+            .format(table_id, where)
+            .as_string(cur.connection),
+            [starts_at, ends_at],
+        )
+    return found
+
+
+def count_only(cur: Cursor, tables: list[str]) -> int:
+    """Rows stored in ``tables`` themselves (``ONLY`` each)."""
+    total = 0
+    for table in tables:
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM ONLY {}")
+            .format(sql.Identifier(table))
+            .as_string(cur.connection)
+        )
+        total += int(cur.fetchone()[0])
+    return total
