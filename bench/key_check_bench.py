@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> None:
         )
         cursor.execute(
             "DELETE FROM activity_grades_key WHERE id IN "
-            "(SELECT id FROM activity_grades_key WHERE id LIKE 'g%%' ORDER BY id DESC LIMIT %s)",
+            "(SELECT id FROM activity_grades_key WHERE id LIKE 'g0%%' ORDER BY id DESC LIMIT %s)",
             [args.drift],
         )
     clock = time.monotonic()
