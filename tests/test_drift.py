@@ -16,9 +16,11 @@ from django.db import IntegrityError, connection, transaction
 from psycopg import sql
 
 from activity_grades import ActivityGradeService
+from activity_grades.db import drift
 from activity_grades.db import lms as lms_db
 from activity_grades.models import ActivityGrade
 from activity_grades.operations import repair
+from activity_grades.operations import terms as term_changes
 from gradeproject.lms.models import Term
 from tests.helpers import INSERT, assert_tree_consistent, leaf
 
@@ -272,3 +274,20 @@ def test_create_partitions_relabels_years_after_a_settings_change(tree, settings
     assert run(
         "SELECT DISTINCT academic_year FROM activity_grades_partition WHERE term_id = '2023_fall'"
     ) == [("2022-2023",)]
+
+
+def test_an_interrupted_term_change_is_reported_and_finished(tree):
+    Term.objects.filter(id="2023_fall").update(end_date=dt.date(2023, 9, 10))
+    changes = term_changes.plan()
+    # Step 1 only (as if the process died after it): new CHECK NOT VALID, registry updated.
+    with connection.cursor() as cursor:
+        for d in changes.items:
+            drift.replace_term_check(cursor, d.table, d.term_id, d.term_starts_at, d.term_ends_at)
+            drift.set_bounds(cursor, d.table, d.term_starts_at, d.term_ends_at, d.term_year)
+    problems = repair.plan().problems
+    assert ids(problems) == ["activity_grades.E018"]
+    assert "was interrupted" in problems[0].message
+    call_command("create_partitions", "--all-terms", stdout=StringIO())
+    assert ids(repair.plan().problems) == []
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 5

@@ -29,6 +29,8 @@ from ..core.constants import (
 )
 from .connection import Cursor, execute
 
+TERM_CHECK = "activity_grades_term_check"
+
 __all__ = [
     "TERM_CHECK",
     "count_only",
@@ -316,22 +318,28 @@ class TermDrift:
     term_starts_at: datetime | None  # None: the term no longer exists
     term_ends_at: datetime | None
     term_year: str | None
+    check_valid: bool = True  # False: a change was applied but not yet validated
 
     @property
     def bounds_changed(self) -> bool:
-        return (self.starts_at, self.ends_at) != (self.term_starts_at, self.term_ends_at)
+        moved = (self.starts_at, self.ends_at) != (self.term_starts_at, self.term_ends_at)
+        return moved or not self.check_valid
 
 
 def term_drift(cur: Cursor) -> list[TermDrift]:
     """Live term leaves whose bounds or year disagree with ``activity_grades_term_bounds``."""
+    # A CHECK left NOT VALID is a change interrupted between its steps: applied again.
     cur.execute(
-        "SELECT p.table_name, p.class_id, p.term_id, p.starts_at, p.ends_at, p.academic_year, "
-        "b.starts_at, b.ends_at, b.academic_year FROM activity_grades_partition p "
+        "SELECT * FROM (SELECT p.table_name, p.class_id, p.term_id, p.starts_at, p.ends_at, "
+        "p.academic_year, b.starts_at AS term_starts, b.ends_at AS term_ends, "
+        "b.academic_year AS term_year, NOT EXISTS (SELECT 1 FROM pg_constraint c "
+        "WHERE c.conrelid = to_regclass(quote_ident(p.table_name)) AND c.conname = %s "
+        "AND NOT c.convalidated) AS check_valid FROM activity_grades_partition p "
         "CROSS JOIN LATERAL activity_grades_term_bounds(p.term_id) b "
-        "WHERE p.status = %s AND p.term_id IS NOT NULL AND (p.starts_at, p.ends_at, "
-        "p.academic_year) IS DISTINCT FROM (b.starts_at, b.ends_at, b.academic_year) "
-        "ORDER BY p.term_id, p.class_id",
-        [Status.LIVE.value],
+        "WHERE p.status = %s AND p.term_id IS NOT NULL) d "
+        "WHERE (starts_at, ends_at, academic_year) IS DISTINCT FROM "
+        "(term_starts, term_ends, term_year) OR NOT check_valid ORDER BY term_id, class_id",
+        [TERM_CHECK, Status.LIVE.value],
     )
     return [TermDrift(*row) for row in cur.fetchall()]
 
@@ -347,8 +355,6 @@ def set_year(cur: Cursor, term_id: str, year: str) -> int:
 
 
 # -- applying a term's new bounds (create_partitions) ---------------------------------------
-
-TERM_CHECK = "activity_grades_term_check"
 
 
 def replace_term_check(

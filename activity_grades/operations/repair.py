@@ -504,7 +504,18 @@ def check_terms(cur: Cursor, using: str = "default") -> list[Problem]:
                 )
             )
             continue
-        if any(d.bounds_changed for d in of_term):
+        if any(not d.check_valid for d in of_term) and not any(
+            (d.starts_at, d.ends_at) != (d.term_starts_at, d.term_ends_at) for d in of_term
+        ):
+            out.append(
+                Problem(
+                    "activity_grades.E018",
+                    f"applying the new dates of term {term_id!r} was interrupted: {tables} "
+                    "still have an unvalidated CHECK (rows may wait to be re-filed)",
+                    "manage.py create_partitions finishes it",
+                )
+            )
+        elif any(d.bounds_changed for d in of_term):
             out.append(
                 Problem(
                     "activity_grades.E018",

@@ -21,6 +21,7 @@ create; ``check_partitions`` reports the drift (E018, E019) until then.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ from .base import Plan, Progress, Result, Stopwatch
 __all__ = ["TermsPlan", "TermsResult", "plan"]
 
 logger = logging.getLogger(LOGGER_NAME)
+
+_EVER = (
+    dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+    dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),
+)
 
 
 @dataclass
@@ -101,6 +107,11 @@ def _refile_class(using: str, class_id: str, changes: list[TermDrift]) -> int:
     """Move the rows of one class that the changed terms now file elsewhere; verified."""
     starts = min(min(d.starts_at, d.term_starts_at or d.starts_at) for d in changes)
     ends = max(max(d.ends_at, d.term_ends_at or d.ends_at) for d in changes)
+    if not all(d.check_valid for d in changes):
+        # An earlier run stopped after step 1: the old bounds are no longer known, so
+        # the whole class is re-filed (rare, and still one statement per table).
+        starts, ends = _EVER
+
     with atomic(using), cursor(using) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
         tables = drift.tables_of_class(cur, class_id)
