@@ -291,3 +291,19 @@ def test_an_interrupted_term_change_is_reported_and_finished(tree):
     assert ids(repair.plan().problems) == []
     with connection.cursor() as cursor:
         assert assert_tree_consistent(cursor) == 5
+
+
+# -- item 4: poison timestamps already stored -------------------------------------------------
+
+
+def test_stored_timestamps_that_cannot_be_read_back_are_found(tree):
+    fall = sql.Identifier(leaf("123", "2023_fall"))
+    # An UPDATE of a column no trigger watches (or a row stored before migration 0011).
+    run(sql.SQL("UPDATE {} SET graded_at = 'infinity' WHERE id = 'f2'").format(fall))
+    assert repair.plan().problems == []  # the cheap checks do not read rows
+    problems = repair.plan(keys=True).problems
+    assert ids(problems) == ["activity_grades.E020"]
+    assert "1 stored grade(s) hold a timestamp" in problems[0].message and "f2" in (
+        problems[0].message
+    )
+    assert not problems[0].fixable

@@ -14,7 +14,7 @@ which walks the key index and each live table in id order, ``batch`` rows a stat
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from psycopg import sql
@@ -183,6 +183,7 @@ class KeyBatch:
     last_id: str | None  # None: nothing left
     scanned: int
     found: list[tuple[str, str, str | None]]  # (id, class_id, term_id)
+    unreadable: list[str] = field(default_factory=list)  # ids with a poison timestamp
 
 
 def keys_without_rows(
@@ -229,19 +230,22 @@ def rows_without_keys(cur: Cursor, table: str, after: str, batch: int) -> KeyBat
     names another (class, term), ``batch`` rows a statement."""
     cur.execute(
         sql.SQL(
-            "WITH b AS (SELECT id, class_id, term_id FROM ONLY {} WHERE id > %s "
+            "WITH b AS (SELECT id, class_id, term_id, ARRAY[submitted_at, graded_at, "
+            "created_at, updated_at, commitment_deadline] AS ts FROM ONLY {} WHERE id > %s "
             "ORDER BY id LIMIT %s) "
             "SELECT max(b.id), count(*), coalesce(array_agg(ARRAY[b.id, b.class_id, b.term_id]) "
             "FILTER (WHERE k.id IS NULL OR k.class_id IS DISTINCT FROM b.class_id "
-            "OR k.term_id IS DISTINCT FROM b.term_id), '{{}}') "
+            "OR k.term_id IS DISTINCT FROM b.term_id), '{{}}'), "
+            "coalesce(array_agg(b.id) FILTER (WHERE EXISTS (SELECT 1 FROM unnest(b.ts) t "
+            "WHERE t < '0001-01-01 00:00:00+00' OR t >= '10000-01-01 00:00:00+00')), '{{}}') "
             "FROM b LEFT JOIN activity_grades_key k ON k.id = b.id"
         )
         .format(sql.Identifier(table))
         .as_string(cur.connection),
         [after, batch],
     )
-    last, scanned, found = cur.fetchone()
-    return KeyBatch(last, int(scanned), [(f[0], f[1], f[2]) for f in found])
+    last, scanned, found, unreadable = cur.fetchone()
+    return KeyBatch(last, int(scanned), [(f[0], f[1], f[2]) for f in found], list(unreadable))
 
 
 def delete_keys(

@@ -39,10 +39,13 @@ Ids (stable, documented in docs/admin.md):
   another grade's key row holds (a duplicate to resolve by hand)
 - ``activity_grades.E018`` a term's dates changed after its partitions were made: a leaf's
   CHECK no longer matches the term — ``manage.py create_partitions`` applies the new bounds
+- ``activity_grades.E020`` stored grades with a timestamp that cannot be read back
+  (``keys=True``; stored before migration 0011, or by an UPDATE of a column the triggers
+  do not see) — by hand
 - ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
   the registry keeps the old label — fixable
 
-Ids E001-E019 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E020 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -562,6 +565,7 @@ def check_key_index(
     tables = registry.live_tables(using)
     orphans: list[tuple[str, str, str | None]] = []
     unkeyed: dict[str, list[str]] = {}
+    unreadable: dict[str, list[str]] = {}
     with cursor(using) as cur:
         after = ""
         while True:
@@ -578,6 +582,8 @@ def check_key_index(
                     break
                 if found.found:
                     unkeyed.setdefault(table, []).extend(f[0] for f in found.found)
+                if found.unreadable:
+                    unreadable.setdefault(table, []).extend(found.unreadable)
                 after = found.last_id
     out = []
     if orphans:
@@ -605,6 +611,19 @@ def check_key_index(
                 "manage.py check_partitions --keys --fix writes their key rows; a grade whose "
                 "(activity, student) another grade holds stays reported: resolve it by hand",
                 fix=_key_writer(using, unkeyed),
+            )
+        )
+    if unreadable:
+        count = sum(len(ids) for ids in unreadable.values())
+        shown = ", ".join(f"{i} ({t})" for t, ids in unreadable.items() for i in ids)
+        out.append(
+            Problem(
+                "activity_grades.E020",
+                f"{count} stored grade(s) hold a timestamp that cannot be read back (infinite, "
+                f"BC or after year 9999), which breaks every read of their class: "
+                f"{shown[:300]}",
+                "set a real date on each by hand: UPDATE <table> SET <column> = ... WHERE id = "
+                "...; the write rule refuses such values since migration 0011",
             )
         )
     return out
