@@ -164,3 +164,18 @@ def test_allow_data_loss_drops_the_grades_on_purpose(archive_clean, back_to_late
     call_command("migrate", "activity_grades", "zero", verbosity=0)
     assert applied() == set()
     assert app_objects() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_allowed_loss_of_the_archive_leaves_no_registry_row_saying_archived(
+    archive_clean, back_to_latest, monkeypatch
+):
+    grade("f", "123/a0", "s1", FALL)
+    archive.plan(["2023_fall"]).apply()
+    assert count("SELECT count(*) FROM activity_grades_partition WHERE status = 'archived'") == 1
+    monkeypatch.setenv(ALLOW_DATA_LOSS, "1")
+    call_command("migrate", "activity_grades", "0002", verbosity=0)
+    call_command("migrate", "activity_grades", verbosity=0)
+    assert count("SELECT count(*) FROM activity_grades_partition WHERE status = 'archived'") == 0
+    grade("again", "123/a0", "s1", FALL)  # the term is graded (and archivable) again
+    assert count("SELECT count(*) FROM activity_grades") == 1

@@ -19,7 +19,7 @@ see its README); this migration imports the loader only, never live code.
 
 from django.db import migrations, models
 
-from activity_grades.sql import function, run_sql_files
+from activity_grades.sql import AppSQL, function, read, run_sql_files
 from activity_grades.sql.guard import RefuseDataLoss
 
 
@@ -68,7 +68,9 @@ class Migration(migrations.Migration):
                 "ordering": ["created_at", "id"],
             },
         ),
-        # Reverse only, and first: the reverse drops archived_activity_grades.
+        # Reverse only (operations are unapplied last to first): the guard, then registry
+        # rows of archived terms go with the archive.
+        AppSQL(migrations.RunSQL.noop, read("schema/0003_registry.reverse.sql")),
         RefuseDataLoss(
             "the archive (archived_activity_grades)",
             tables=["archived_activity_grades"],
