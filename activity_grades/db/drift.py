@@ -230,14 +230,15 @@ def rows_without_keys(cur: Cursor, table: str, after: str, batch: int) -> KeyBat
     names another (class, term), ``batch`` rows a statement."""
     cur.execute(
         sql.SQL(
-            "WITH b AS (SELECT id, class_id, term_id, ARRAY[submitted_at, graded_at, "
-            "created_at, updated_at, commitment_deadline] AS ts FROM ONLY {} WHERE id > %s "
-            "ORDER BY id LIMIT %s) "
+            "WITH b AS (SELECT id, class_id, term_id, least(submitted_at, graded_at, "
+            "created_at, updated_at, commitment_deadline) AS lo, greatest(submitted_at, "
+            "graded_at, created_at, updated_at, commitment_deadline) AS hi "
+            "FROM ONLY {} WHERE id > %s ORDER BY id LIMIT %s) "
             "SELECT max(b.id), count(*), coalesce(array_agg(ARRAY[b.id, b.class_id, b.term_id]) "
             "FILTER (WHERE k.id IS NULL OR k.class_id IS DISTINCT FROM b.class_id "
             "OR k.term_id IS DISTINCT FROM b.term_id), '{{}}'), "
-            "coalesce(array_agg(b.id) FILTER (WHERE EXISTS (SELECT 1 FROM unnest(b.ts) t "
-            "WHERE t < '0001-01-01 00:00:00+00' OR t >= '10000-01-01 00:00:00+00')), '{{}}') "
+            "coalesce(array_agg(b.id) FILTER (WHERE b.lo < '0001-01-01 00:00:00+00' "
+            "OR b.hi >= '10000-01-01 00:00:00+00'), '{{}}') "
             "FROM b LEFT JOIN activity_grades_key k ON k.id = b.id"
         )
         .format(sql.Identifier(table))
