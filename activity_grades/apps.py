@@ -15,6 +15,7 @@ from .core.constants import PARENT, REGISTRY_TABLE, STAGING_SCHEMA
 from .core.settings import app_settings
 from .db import dispatch, lms, staging
 from .operations.convert import check_lms_table
+from .sql.guard import check_plan
 
 
 def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -41,6 +42,17 @@ def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) 
                 + "\nNothing was changed; fix these, then run migrate again (docs/adopting.md)."
             )
         staging.prepare(cur)
+
+
+def _refuse_data_loss(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """Before a plan that unapplies migrations: stop if any of them would drop grades.
+
+    Each such migration ends with ``activity_grades.sql.guard.RefuseDataLoss``, which
+    also refuses on its own; checking the whole plan first means nothing is unapplied
+    at all (``migrate activity_grades zero`` would otherwise unapply 0009 to 0004 and
+    stop at 0003).
+    """
+    check_plan(connections[using], kwargs.get("plan") or [])
 
 
 def _install_generated_functions(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -70,6 +82,9 @@ class ActivityGradesConfig(AppConfig):
 
         pre_migrate.connect(
             _stage_beside_lms_table, sender=self, dispatch_uid="activity_grades_staging"
+        )
+        pre_migrate.connect(
+            _refuse_data_loss, sender=self, dispatch_uid="activity_grades_refuse_data_loss"
         )
         post_migrate.connect(
             _install_generated_functions, sender=self, dispatch_uid="activity_grades_lookups"

@@ -32,6 +32,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from . import replicas
+from .core import rules
 from .core.constants import LOGGER_NAME
 from .core.exceptions import (
     ActivityWithoutClass,
@@ -184,6 +185,11 @@ class ActivityGradeService:
             value = values.get(name)
             if value is not None and not isinstance(value, Jsonb):
                 values[name] = Jsonb(value)
+        for name in rules.TIMESTAMP_COLUMNS:
+            if name in values:
+                rules.check_timestamp(name, values[name])
+        # The term is chosen from the value as stored (timestamptz(3)), as in SQL.
+        values["created_at"] = rules.stored(values["created_at"])
         return values
 
     @_writing
@@ -199,29 +205,32 @@ class ActivityGradeService:
         """Insert one grade straight into its leaf (created on demand) and return it.
 
         Ids may be str, int or UUID (stored as text). ``class_id``/``term_id`` are
-        looked up (activity's class, term at ``created_at``) unless given.
+        looked up (activity's class, term at ``created_at`` as stored); given ones must
+        agree with them (the write rule: ``activity_grades.core.rules``).
 
         Raises:
             UnknownActivity: the activity does not exist.
             ActivityWithoutClass: it exists but has no class.
+            ClassMismatch: ``class_id`` is not the activity's class.
+            TermMismatch: ``term_id`` is not the term of ``created_at``.
+            InvalidTimestamp: a timestamp that could not be read back (naive, infinite,
+                outside year 1..9999 in UTC) or not a datetime.
             IntegrityError: (activity, student) or the id is taken anywhere in the tree.
         """
         activity = as_text(activity_id, "activity_id")
         student = as_text(student_id, "student_id")
         values = self._complete({"activity_id": activity, "student_id": student, **fields})
-        class_id, term_id = _class_term(class_id, term_id)
-        if class_id is None:
-            # The routing trigger's lookup: class and term in one round trip.
-            located = lms.locate(activity, values["created_at"], self.using)
-            if located is None:
-                raise UnknownActivity(f"activity {activity!r} does not exist")
-            class_id, term_id = located[0], term_id if term_id is not None else located[1]
-            if class_id is None:
-                raise ActivityWithoutClass(f"activity {activity!r} has no class")
-        elif term_id is None:
-            term_id = self.term_at(values["created_at"])
-        values["class_id"], values["term_id"] = class_id, term_id
-        table = self.table_for(class_id, term_id, create=True)
+        given_class, given_term = _class_term(class_id, term_id)
+        # The routing trigger's lookup: class and term in one round trip.
+        located = lms.locate(activity, values["created_at"], self.using)
+        if located is None:
+            raise UnknownActivity(f"activity {activity!r} does not exist")
+        actual_class, derived_term = located
+        if actual_class is None:
+            raise ActivityWithoutClass(f"activity {activity!r} has no class")
+        rules.check_placement(activity, given_class, given_term, actual_class, derived_term)
+        values["class_id"], values["term_id"] = actual_class, derived_term
+        table = self.table_for(actual_class, derived_term, create=True)
         assert table is not None  # create=True
         row = leaves.insert(self.using, table, values, COLUMNS)
         return self._instance(row)
@@ -233,23 +242,28 @@ class ActivityGradeService:
         Rows are mappings of column -> value (``activity_id``, ``student_id``,
         ``status``, ``submitted_at`` required). Runs in one transaction: all rows or
         none. The leaves' statement triggers fill the key index (uniqueness holds).
+        Class and term are derived as in ``record`` (a ``class_id`` or ``term_id`` given,
+        None meaning "derive it", must agree), with the same errors, before anything
+        is written.
         """
         started = time.monotonic()
         prepared = [self._complete(dict(r), new=True) for r in rows]
-        missing = {r["activity_id"] for r in prepared if not r.get("class_id")}
-        classes = lms.classes_of(missing, self.using)
+        classes = lms.classes_of({r["activity_id"] for r in prepared}, self.using)
         terms = lms.TermIndex(lms.terms(self.using))
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         for r in prepared:
-            if not r.get("class_id"):
-                if r["activity_id"] not in classes:
-                    raise UnknownActivity(f"activity {r['activity_id']!r} does not exist")
-                r["class_id"] = classes[r["activity_id"]]
-                if r["class_id"] is None:
-                    raise ActivityWithoutClass(f"activity {r['activity_id']!r} has no class")
-            if "term_id" not in r:
-                r["term_id"] = terms.at(r["created_at"])
-            groups[(r["class_id"], r["term_id"])].append(r)
+            activity = r["activity_id"]
+            if activity not in classes:
+                raise UnknownActivity(f"activity {activity!r} does not exist")
+            actual_class = classes[activity]
+            if actual_class is None:
+                raise ActivityWithoutClass(f"activity {activity!r} has no class")
+            derived_term = terms.at(r["created_at"])
+            rules.check_placement(
+                activity, r.get("class_id"), r.get("term_id"), actual_class, derived_term
+            )
+            r["class_id"], r["term_id"] = actual_class, derived_term
+            groups[(actual_class, derived_term)].append(r)
         created: list[str] = []
         per_table: dict[str, int] = {}
         with transaction.atomic(using=self.using):
@@ -300,10 +314,15 @@ class ActivityGradeService:
                     with transaction.atomic(using=self.using):
                         return self.record(activity_id, student_id, **fields), True
                 except GradeError:
-                    raise  # no such activity, no class: a retry cannot help
-                except IntegrityError:
+                    raise  # no such activity, no class, a contradiction: a retry cannot help
+                except IntegrityError as exc:
+                    if not _lost_race(exc):
+                        raise  # not the key taken meanwhile: say what it is
                     logger.debug("upsert of %s/%s lost a race; retrying", activity_id, student_id)
-        raise GradeConflict(f"upsert of {activity_id!r}/{student_id!r} kept conflicting")
+        raise GradeConflict(
+            f"upsert of {activity_id!r}/{student_id!r} kept conflicting: another session "
+            f"inserted and removed that grade {UPSERT_ATTEMPTS} times while this one tried"
+        )
 
     def _update_existing(
         self, activity_id: str, student_id: str, fields: dict[str, Any]
@@ -432,6 +451,14 @@ class ActivityGradeService:
             tables = again
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
+
+
+_UNIQUE_VIOLATION = "23505"
+
+
+def _lost_race(exc: IntegrityError) -> bool:
+    """Whether an insert failed because (activity, student) or the id was taken meanwhile."""
+    return getattr(exc.__cause__, "sqlstate", None) == _UNIQUE_VIOLATION
 
 
 def _text_or_none(value: Id | None, what: str) -> str | None:

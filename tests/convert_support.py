@@ -109,19 +109,21 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
 
 def kill(proc: subprocess.Popen, name: str) -> None:
     """kill -9 the command, end its server backend the same way, and wait until it is gone
-    (its transaction rolled back, its locks released)."""
+    (its transaction rolled back, its locks released). Only backends of this test's
+    database: suites running at once on one server (TEST_DATABASE_NAME) keep theirs."""
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     with connect(name) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'convert_cmd'"
+            "WHERE application_name = 'convert_cmd' AND datname = current_database()"
         )
         wait_for(
             lambda: (
                 scalar(
                     conn,
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd' "
+                    "AND datname = current_database()",
                 )
                 == 0
             )

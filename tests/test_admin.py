@@ -372,3 +372,14 @@ def test_large_tree_asks_for_a_class(viewer, data, settings):
     assert "Choose a class" in response.content.decode()
     assert response.context["cl"].result_count == 0
     assert ">u1<" in viewer.get(GRADES, {"class": "456"}).content.decode()
+
+
+def test_adding_a_grade_for_an_activity_that_does_not_exist_is_a_form_error(superuser, data):
+    response = superuser.post(f"{GRADES}add/", _grade_form(activity_id="no-such", student_id="n"))
+    assert response.status_code == 200  # the form again, not a 500
+    page = response.content.decode()
+    assert "activity_grades: activity &#x27;no-such&#x27; does not exist" in page
+    assert not ActivityGrade.objects.for_class("123").filter(student_id="n").exists()
+    response = superuser.post(f"{GRADES}add/", _grade_form(student_id="n"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert ActivityGrade.objects.for_class("123").filter(student_id="n").count() == 1

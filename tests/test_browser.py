@@ -136,6 +136,16 @@ def test_partitions_page_in_chromium(site):
             page.goto(f"{base}/admin/activity_grades/partition/?o=-total_bytes")
             page.wait_for_selector("#ag-term-chart rect")
             page.screenshot(path=str(shot), full_page=True)
+
+            # Issue 12, item 14: at 1,900 px the page is no wider than the admin header.
+            page.set_viewport_size({"width": 1900, "height": 1000})
+            page.goto(f"{base}/admin/activity_grades/partition/")
+            page.wait_for_selector("#ag-partitions")
+            widths = page.evaluate(
+                "() => [document.documentElement.scrollWidth,"
+                " document.querySelector('#header').getBoundingClientRect().width]"
+            )
+            assert widths[0] <= widths[1] <= 1900, widths
         finally:
             browser.close()
     width, height, colours = png_pixels(shot)

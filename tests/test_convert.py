@@ -376,7 +376,7 @@ def test_conversion_races_real_writers_and_readers_and_loses_nothing(db_name):
                 scalar(
                     c,
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd' "
-                    "AND query LIKE 'SELECT pg_sleep%%'",
+                    "AND datname = current_database() AND query LIKE 'SELECT pg_sleep%%'",
                 )
                 == 1
             ),

@@ -105,9 +105,11 @@ def test_disabled_routing_trigger(tree):
     execute("ALTER TABLE activity_grades DISABLE TRIGGER activity_grades_route")
     problems = repair.plan().problems
     assert ids(problems) == ["activity_grades.E001"]
-    assert "disabled" in problems[0].message and not problems[0].fixable
-    with pytest.raises(CommandError):
-        command("--fix")  # not safe to repair automatically: stays reported
+    # Issue 12: enabling it changes no row (the parent's CHECK (false) refused every
+    # insert meanwhile), so --fix does it.
+    assert "disabled" in problems[0].message and problems[0].fixable
+    assert "fixed: enabled trigger activity_grades_route" in command("--fix")
+    assert repair.plan().problems == []
 
 
 def test_rows_in_the_parent(tree):

@@ -10,26 +10,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.functional import cached_property
 
+from ..core import rules
+from ..core.exceptions import InvalidTimestamp
 from ..core.settings import app_settings
 from ..db import catalog, lms, registry
 from ..models import ActivityGrade, ActivityGradeQuerySet, Partition
 from ..service import MOVED_RETRIES
 
-__all__ = ["ActivityGradeAdmin", "EstimatedCountPaginator"]
+__all__ = ["ActivityGradeAdmin", "ActivityGradeForm", "EstimatedCountPaginator"]
 
 if TYPE_CHECKING:  # generic in django-stubs only, not at run time
     _Paginator = Paginator[ActivityGrade]
     _ModelAdmin = admin.ModelAdmin[ActivityGrade]
+    _ModelForm = forms.ModelForm[ActivityGrade]
 else:
     _Paginator = Paginator
     _ModelAdmin = admin.ModelAdmin
+    _ModelForm = forms.ModelForm
 
 # Set on a request whose grade list must stay empty (too many partitions to plan).
 _EMPTY_LIST = "_activity_grades_empty"
@@ -98,8 +104,47 @@ class TermFilter(RegistryFilter):
     field = "term_id"
 
 
+class ActivityGradeForm(_ModelForm):
+    """The grade form applies the write rule (``core.rules``) as a form error, not a 500.
+
+    An activity that does not exist or has no class, and a timestamp that could not be
+    read back, are reported on their field with the text the other write paths use.
+    """
+
+    class Meta:
+        model = ActivityGrade
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        for name in rules.TIMESTAMP_COLUMNS:
+            if data.get(name) is not None:
+                try:
+                    rules.check_timestamp(name, data[name])
+                except InvalidTimestamp as exc:
+                    self.add_error(name, str(exc))
+        activity = data.get("activity_id")
+        if activity and not self.errors:
+            using = ActivityGrade.objects.db
+            located = lms.locate(activity, data.get("created_at") or timezone.now(), using)
+            if located is None:
+                self.add_error(
+                    "activity_id",
+                    f"activity_grades: activity {rules.quote_literal(activity)} does not exist: "
+                    "create the activity before grading it",
+                )
+            elif located[0] is None:
+                self.add_error(
+                    "activity_id",
+                    f"activity_grades: activity {rules.quote_literal(activity)} has no class: "
+                    "give the activity a class before grading it",
+                )
+        return data
+
+
 @admin.register(ActivityGrade)
 class ActivityGradeAdmin(_ModelAdmin):
+    form = ActivityGradeForm
     list_display = ("id", "student_id", "activity_id", "score", "status", "created_at", "partition")
     list_filter = (ClassFilter, TermFilter)
     # Exact matches use the per-partition indexes on student_id and activity_id.

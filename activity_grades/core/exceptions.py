@@ -15,7 +15,9 @@ __all__ = [
     "ConversionError",
     "GradeConflict",
     "ActivityWithoutClass",
+    "ClassMismatch",
     "GradeError",
+    "InvalidTimestamp",
     "InvalidId",
     "LockTimeout",
     "NoUniqueKey",
@@ -23,6 +25,7 @@ __all__ = [
     "ReadOnlyError",
     "RetentionError",
     "SettingsError",
+    "TermMismatch",
     "UnknownActivity",
     "UnknownColumn",
     "UnroutableQuery",
@@ -72,6 +75,19 @@ class GradeConflict(GradeError, IntegrityError):
 
 class ActivityWithoutClass(GradeError, IntegrityError):
     """The activity exists but belongs to no class, so the grade has no partition."""
+
+
+class ClassMismatch(GradeError, IntegrityError):
+    """A ``class_id`` given for a grade that is not its activity's class (nothing stored)."""
+
+
+class TermMismatch(GradeError, IntegrityError):
+    """A ``term_id`` given for a grade that is not the term of its ``created_at``."""
+
+
+class InvalidTimestamp(GradeError, ValueError):
+    """A timestamp that could not be stored and read back: not an aware datetime,
+    infinite, before year 1 or after year 9999 in UTC."""
 
 
 class NoUniqueKey(GradeError):

@@ -127,11 +127,12 @@ def lookup_functions_sql(cursor: Cursor) -> sql.Composed:
         "tz": sql.Literal(s.time_zone),
     }
     params.update(_term_sql(cursor, params["tz"]))
-    # When terms overlap, the one whose first day is last wins (as TermIndex.at).
+    # When terms overlap, the one whose first day is last wins, then the greatest id as
+    # text in code point order (as TermIndex.at, whatever the id column's type).
     params["term_at"] = sql.SQL(
         "SELECT t.{term_id}::text FROM {terms} t"
         " WHERE p_at >= {starts_at} AND p_at < {ends_at}"
-        " ORDER BY {start_day} DESC, t.{term_id} DESC LIMIT 1"
+        ' ORDER BY {start_day} DESC, t.{term_id}::text COLLATE "C" DESC LIMIT 1'
     ).format(**params)
     return sql.SQL(
         """

@@ -18,11 +18,16 @@ schema first on ``search_path`` (Django's default).
   triggers (``schema/0001_triggers.sql``).
 - ``activity_grades_partition_ddl`` and ``activity_grades_ensure_partition`` v1: create
   the partition of (class, term) on demand, safe when sessions race.
+- Unapplying (issue 12): ``RefuseDataLoss`` first refuses while the tree or a table
+  carrying the app's marker holds grades; then ``schema/0001_leftovers.reverse.sql``
+  drops what no other reverse names (generated lookups, detached tables), so nothing
+  of the app is left behind.
 """
 
 from django.db import migrations
 
-from activity_grades.sql import function, run_sql_files
+from activity_grades.sql import AppSQL, function, read, run_sql_files
+from activity_grades.sql.guard import RefuseDataLoss
 
 
 class Migration(migrations.Migration):
@@ -65,5 +70,18 @@ class Migration(migrations.Migration):
                 function("activity_grades_ensure_partition", 1),
             ],
             ["schema/0001_partition_ddl.reverse.sql"],
+        ),
+        # Reverse only; operations are unapplied last to first, so these run first.
+        AppSQL(migrations.RunSQL.noop, read("schema/0001_leftovers.reverse.sql")),
+        RefuseDataLoss(
+            "every live grade (the partition tree) and the tables kept outside it",
+            trees=["activity_grades"],
+            markers=["activity_grades:detached", "activity_grades:partition"],
+            keep=[
+                "an LMS that adopted its own table: manage.py convert_grades_table --to plain "
+                "(the grades stay in one plain table named activity_grades)",
+                "otherwise export them first (pg_dump -t 'activity_grades*' or "
+                "COPY (SELECT * FROM activity_grades) TO ...)",
+            ],
         ),
     ]

@@ -19,7 +19,8 @@ see its README); this migration imports the loader only, never live code.
 
 from django.db import migrations, models
 
-from activity_grades.sql import function, run_sql_files
+from activity_grades.sql import AppSQL, function, read, run_sql_files
+from activity_grades.sql.guard import RefuseDataLoss
 
 
 class Migration(migrations.Migration):
@@ -66,5 +67,18 @@ class Migration(migrations.Migration):
                 "managed": False,
                 "ordering": ["created_at", "id"],
             },
+        ),
+        # Reverse only (operations are unapplied last to first): the guard, then registry
+        # rows of archived terms go with the archive.
+        AppSQL(migrations.RunSQL.noop, read("schema/0003_registry.reverse.sql")),
+        RefuseDataLoss(
+            "the archive (archived_activity_grades)",
+            tables=["archived_activity_grades"],
+            keep=[
+                "manage.py restore_grades --term ID for each archived term (SELECT DISTINCT "
+                "term_id FROM archived_activity_grades): they go back to live partitions, "
+                "which migrating back to 0002 keeps",
+                "or export them first: pg_dump -t 'archived_activity_grades*'",
+            ],
         ),
     ]

@@ -22,6 +22,7 @@ from ..core.settings import app_settings
 from ..db import ddl, dispatch, lms, registry
 from ..db.connection import cursor
 from ..db.lms import Term
+from . import terms as term_changes
 from .base import Plan, Progress, Result, Stopwatch, each
 
 __all__ = ["CreatePlan", "CreateResult", "PlannedPartition", "default_terms", "plan"]
@@ -42,11 +43,23 @@ class PlannedPartition:
 class CreateResult(Result):
     created: list[str]
     existing: int
+    changed: list[str] = field(default_factory=list)  # leaves given their term's new bounds
+    moved: int = 0  # rows re-filed after a term change
 
 
 @dataclass
 class CreatePlan(Plan[PlannedPartition, CreateResult]):
-    """Every partition a request covers; ``to_create`` are the missing ones."""
+    """Every partition a request covers; ``to_create`` are the missing ones.
+
+    ``term_changes``: live leaves whose term's dates or academic year changed since they
+    were made (``operations.terms``), brought in line by ``apply`` after creating.
+    """
+
+    term_changes: term_changes.TermsPlan | None = None
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.to_create and not (self.term_changes and self.term_changes.items)
 
     @property
     def partitions(self) -> list[PlannedPartition]:
@@ -74,10 +87,17 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
 
         for _ in each(self.to_create, create, progress):
             pass
+        changed = (
+            self.term_changes.apply()
+            if self.term_changes and self.term_changes.items
+            else term_changes.TermsResult()
+        )
         # Also picks up partitions writers created on demand since the last run.
         dispatch.install(self.using)
         existing = len(self.items) - len(created)
-        return CreateResult(created, existing, seconds=clock.seconds)
+        return CreateResult(
+            created, existing, changed.changed, changed.moved, seconds=clock.seconds
+        )
 
 
 def default_terms(terms: Sequence[Term], upcoming: int, now: datetime | None = None) -> list[Term]:
@@ -147,7 +167,7 @@ def plan(
             for term in chosen:
                 table = existing.get((class_id, term.term_id))
                 out.append(_planned(cur, class_id, term, table, parent, with_sql))
-    return CreatePlan(out, using=using)
+    return CreatePlan(out, using=using, term_changes=term_changes.plan(class_ids, using))
 
 
 def _planned(

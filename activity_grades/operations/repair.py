@@ -21,11 +21,31 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E007`` partitions for the current/upcoming terms are missing — fixable
 - ``activity_grades.E008`` a table in the inheritance tree does not carry the ownership marker
 - ``activity_grades.E009`` ``constraint_exclusion`` is ``off``
-- ``activity_grades.E010`` a live registry row names a table that does not exist
-- ``activity_grades.E011`` a partition lacks one of the app's triggers
+- ``activity_grades.E010`` a live registry row names a table that does not exist (dropped
+  by hand); key-index rows that still name it block those (activity, student) pairs —
+  fixable: the empty table is created again and those key rows removed
+- ``activity_grades.E011`` a partition lacks one of the app's triggers, or has it disabled —
+  fixable
 - ``activity_grades.E012`` tables whose (activity, student) index disagrees with the
   ``UNIQUE_KEY`` setting (unique while it is None, or not unique while it is on) —
   ``manage.py apply_unique_key`` switches them
+- ``activity_grades.E014`` a live partition no longer inherits from its parent (``ALTER TABLE
+  ... NO INHERIT`` by hand): its rows are invisible through the parent — fixable
+- ``activity_grades.E015`` a table carries the app's marker but no registry row names it
+- ``activity_grades.E016`` key-index rows whose grade is not stored (``keys=True``, in
+  batches) — fixable: removed, each checked again in the statement that removes it
+- ``activity_grades.E017`` stored grades without their key-index row, or whose key row names
+  another partition (``keys=True``) — fixable, except a grade whose (activity, student)
+  another grade's key row holds (a duplicate to resolve by hand)
+- ``activity_grades.E018`` a term's dates changed after its partitions were made: a leaf's
+  CHECK no longer matches the term — ``manage.py create_partitions`` applies the new bounds
+- ``activity_grades.E020`` stored grades with a timestamp that cannot be read back
+  (``keys=True``; stored before migration 0011, or by an UPDATE of a column the triggers
+  do not see) — by hand
+- ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
+  the registry keeps the old label — fixable
+
+Ids E001-E020 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -36,13 +56,24 @@ from dataclasses import dataclass, field
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
 from ..core.settings import app_settings
-from ..db import catalog, ddl, registry
+from ..db import catalog, ddl, drift, registry
 from ..db.catalog import IndexSignature
-from ..db.connection import Cursor, cursor
+from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from . import create, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 
-__all__ = ["FixResult", "Problem", "RepairPlan", "plan", "required_indexes"]
+__all__ = [
+    "KEY_BATCH",
+    "FixResult",
+    "Problem",
+    "RepairPlan",
+    "check_key_index",
+    "plan",
+    "required_indexes",
+]
+
+KEY_BATCH = 10_000
+"""Rows per statement of the key-index comparison (``check_partitions --keys``)."""
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -123,7 +154,7 @@ class RepairPlan(Plan[Problem, FixResult]):
 # -- checks ------------------------------------------------------------------------
 
 
-def check_routing_trigger(cur: Cursor) -> list[Problem]:
+def check_routing_trigger(cur: Cursor, using: str = "default") -> list[Problem]:
     state = catalog.route_trigger_state(cur)
     if state is None:
         return [
@@ -138,7 +169,11 @@ def check_routing_trigger(cur: Cursor) -> list[Problem]:
             Problem(
                 "activity_grades.E001",
                 "the routing trigger activity_grades_route on activity_grades is disabled",
-                "ALTER TABLE activity_grades ENABLE TRIGGER activity_grades_route",
+                "manage.py check_partitions --fix enables it (ALTER TABLE activity_grades "
+                "ENABLE TRIGGER activity_grades_route); then check_partitions --keys finds "
+                "rows written meanwhile",
+                table=PARENT,
+                fix=_trigger_enabler(using, PARENT, "activity_grades_route"),
             )
         ]
     return []
@@ -276,23 +311,57 @@ def check_constraints(cur: Cursor) -> list[Problem]:
     return out
 
 
-def check_triggers(cur: Cursor) -> list[Problem]:
+def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
     parts = registry.live_partitions(cur)
     if not parts:
         return []
-    have = catalog.names_by_table(cur, "triggers", [p[0] for p in parts])
-    return [
-        Problem(
-            "activity_grades.E011",
-            f"partition {table} lacks (or has disabled) trigger {name}",
-            "the key index and row moves depend on it; recreate it as "
-            "activity_grades_partition_ddl() shows",
-            table=table,
-        )
-        for oid, table, _term in parts
-        for name in PARTITION_TRIGGERS
-        if name not in have.get(oid, set())
-    ]
+    oids = [p[0] for p in parts]
+    have = catalog.names_by_table(cur, "triggers", oids)
+    disabled = set(drift.disabled_triggers(cur, oids))
+    out = []
+    for oid, table, _term in parts:
+        for name in PARTITION_TRIGGERS:
+            if name in have.get(oid, set()):
+                continue
+            off = (table, name) in disabled
+            out.append(
+                Problem(
+                    "activity_grades.E011",
+                    f"partition {table} has trigger {name} disabled"
+                    if off
+                    else f"partition {table} lacks trigger {name}",
+                    "the key index and row moves depend on it: manage.py check_partitions "
+                    "--fix "
+                    + ("enables it" if off else "creates it")
+                    + (", then check_partitions --keys finds rows written meanwhile"),
+                    table=table,
+                    fix=_trigger_enabler(using, table, name)
+                    if off
+                    else _trigger_creator(using, table, name),
+                )
+            )
+    return out
+
+
+def _trigger_enabler(using: str, table: str, trigger: str) -> Callable[[], str]:
+    def fix() -> str:
+        with atomic(using), cursor(using) as cur:
+            set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+            drift.enable_trigger(cur, table, trigger)
+        return f"enabled trigger {trigger} on {table}"
+
+    return fix
+
+
+def _trigger_creator(using: str, table: str, trigger: str) -> Callable[[], str]:
+    def fix() -> str:
+        with atomic(using), cursor(using) as cur:
+            set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+            if not drift.create_trigger(cur, table, trigger):
+                raise LookupError(f"the partition DDL has no trigger {trigger}")
+        return f"created trigger {trigger} on {table}"
+
+    return fix
 
 
 def check_unique_key(cur: Cursor) -> list[Problem]:
@@ -330,16 +399,269 @@ def check_unique_key(cur: Cursor) -> list[Problem]:
     ]
 
 
-def check_registry_tables(using: str) -> list[Problem]:
-    return [
-        Problem(
-            "activity_grades.E010",
-            f"the registry lists live partition {name} but the table does not exist",
-            "inserts routed there fail: restore the table or fix the registry row",
-            table=name,
+def check_registry_tables(cur: Cursor, using: str = "default") -> list[Problem]:
+    missing = drift.missing_live(cur)
+    if not missing:
+        return []
+    keys = drift.key_rows_of(cur, [m[0] for m in missing])
+    out = []
+    for name, _class_id, _term_id in missing:
+        blocked = keys.get(name, 0)
+        out.append(
+            Problem(
+                "activity_grades.E010",
+                f"the registry lists live partition {name} but the table does not exist"
+                + (
+                    f"; {blocked} key-index row(s) still name it, so those (activity, student) "
+                    "pairs cannot be graded again"
+                    if blocked
+                    else ""
+                ),
+                "every grade routed there fails: manage.py check_partitions --fix creates the "
+                "(empty) table again and removes its key-index rows (the dropped grades are "
+                "gone; restore the table from a backup first to keep them)",
+                table=name,
+                fix=_partition_recreator(using, name),
+            )
         )
-        for name in registry.missing_tables(using)
+    return out
+
+
+def _partition_recreator(using: str, table: str) -> Callable[[], str]:
+    def fix() -> str:
+        with atomic(using), cursor(using) as cur:
+            set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+            found = drift.forget_partition(cur, table)  # checks it is still missing
+            if found is None:
+                return f"{table}: exists again or is no longer live; nothing done"
+            class_id, term_id = found
+            removed = drift.delete_keys_of(cur, class_id, term_id)
+            new, _ = ddl.ensure_partition_in(cur, class_id, term_id)
+        registry.invalidate_cache()
+        logger.warning(
+            "check_partitions: recreated %s as %s; removed %s key-index rows", table, new, removed
+        )
+        return (
+            f"created {new} again for class {class_id!r}, term {term_id!r}; removed {removed} "
+            "key-index row(s) of grades the dropped table held"
+        )
+
+    return fix
+
+
+def check_inheritance(cur: Cursor, using: str = "default") -> list[Problem]:
+    out = [
+        Problem(
+            "activity_grades.E014",
+            f"live partition {table} no longer inherits from {parent}: routing still writes "
+            "into it, but its rows are invisible through activity_grades and for_class()",
+            "manage.py check_partitions --fix puts it back (ALTER TABLE ... INHERIT)",
+            table=table,
+            fix=_reinheritor(using, table, parent),
+        )
+        for table, parent in drift.not_inheriting(cur)
     ]
+    out += [
+        Problem(
+            "activity_grades.E015",
+            f"table {table} carries the app's marker but no registry row names it"
+            + (" (it is in the tree: its rows are read but never routed to)" if inherits else ""),
+            "check its rows; then drop it by hand, or move its rows with INSERT INTO "
+            "activity_grades SELECT ... (routing files them) and drop it",
+            table=table,
+        )
+        for table, inherits in drift.marked_without_registry(cur)
+    ]
+    return out
+
+
+def _reinheritor(using: str, table: str, parent: str) -> Callable[[], str]:
+    def fix() -> str:
+        with atomic(using), cursor(using) as cur:
+            set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+            if catalog.marker_of(cur, table) != PARTITION_MARKER:
+                raise LookupError(f"{table} does not carry the marker {PARTITION_MARKER!r}")
+            drift.reinherit(cur, table, parent)
+        return f"{table} inherits from {parent} again"
+
+    return fix
+
+
+def check_terms(cur: Cursor, using: str = "default") -> list[Problem]:
+    found = drift.term_drift(cur)
+    out = []
+    for term_id in dict.fromkeys(d.term_id for d in found):
+        of_term = [d for d in found if d.term_id == term_id]
+        first = of_term[0]
+        tables = ", ".join(d.table for d in of_term[:3]) + (
+            f" and {len(of_term) - 3} more" if len(of_term) > 3 else ""
+        )
+        if first.term_starts_at is None:
+            out.append(
+                Problem(
+                    "activity_grades.E018",
+                    f"term {term_id!r} no longer exists in the LMS's terms table but "
+                    f"{len(of_term)} live partition(s) hold it: {tables}",
+                    "put the term back, or archive its partitions (manage.py archive_grades "
+                    "needs the term: archive before deleting a term)",
+                )
+            )
+            continue
+        if any(not d.check_valid for d in of_term) and not any(
+            (d.starts_at, d.ends_at) != (d.term_starts_at, d.term_ends_at) for d in of_term
+        ):
+            out.append(
+                Problem(
+                    "activity_grades.E018",
+                    f"applying the new dates of term {term_id!r} was interrupted: {tables} "
+                    "still have an unvalidated CHECK (rows may wait to be re-filed)",
+                    "manage.py create_partitions finishes it",
+                )
+            )
+        elif any(d.bounds_changed for d in of_term):
+            out.append(
+                Problem(
+                    "activity_grades.E018",
+                    f"term {term_id!r} now runs [{first.term_starts_at:%Y-%m-%d %H:%M%z}, "
+                    f"{first.term_ends_at:%Y-%m-%d %H:%M%z}) but its partitions were made for "
+                    f"[{first.starts_at:%Y-%m-%d %H:%M%z}, {first.ends_at:%Y-%m-%d %H:%M%z}): "
+                    f"{tables}; grades in the difference are refused or misfiled",
+                    "manage.py create_partitions applies the new bounds (widens each CHECK and "
+                    "moves rows that now belong elsewhere)",
+                )
+            )
+        if any(d.academic_year != d.term_year for d in of_term) and first.term_year:
+            out.append(
+                Problem(
+                    "activity_grades.E019",
+                    f"term {term_id!r} is in academic year {first.term_year!r} now, but the "
+                    f"registry files its partitions under {first.academic_year!r}: {tables}",
+                    "manage.py check_partitions --fix relabels them (archiving and retention "
+                    "then use the new year)",
+                    fix=_year_setter(using, term_id, first.term_year),
+                )
+            )
+    return out
+
+
+def _year_setter(using: str, term_id: str, year: str) -> Callable[[], str]:
+    def fix() -> str:
+        with atomic(using), cursor(using) as cur:
+            n = drift.set_year(cur, term_id, year)
+        return f"{n} partition(s) of term {term_id!r} relabelled academic year {year!r}"
+
+    return fix
+
+
+def check_key_index(
+    using: str = "default", batch: int = KEY_BATCH, progress: Progress | None = None
+) -> list[Problem]:
+    """E016/E017: the key index against the stored rows, ``batch`` rows a statement.
+
+    One pass over the key index in id order (each batch's grades probed by primary key
+    in their own live table, never through the parent) and one pass over each live
+    table in id order (its batch left-joined to the key index).
+    """
+    tables = registry.live_tables(using)
+    orphans: list[tuple[str, str, str | None]] = []
+    unkeyed: dict[str, list[str]] = {}
+    unreadable: dict[str, list[str]] = {}
+    with cursor(using) as cur:
+        after = ""
+        while True:
+            found = drift.keys_without_rows(cur, tables, after, batch)
+            if found.last_id is None:
+                break
+            orphans += found.found
+            after = found.last_id
+        for table in tables.values():
+            after = ""
+            while True:
+                found = drift.rows_without_keys(cur, table, after, batch)
+                if found.last_id is None:
+                    break
+                if found.found:
+                    unkeyed.setdefault(table, []).extend(f[0] for f in found.found)
+                if found.unreadable:
+                    unreadable.setdefault(table, []).extend(found.unreadable)
+                after = found.last_id
+    out = []
+    if orphans:
+        shown = ", ".join(f"{i} ({c}/{t or '-'})" for i, c, t in orphans[:5])
+        out.append(
+            Problem(
+                "activity_grades.E016",
+                f"{len(orphans)} key-index row(s) name a grade that is not stored: {shown}"
+                + (" ..." if len(orphans) > 5 else "")
+                + "; their (activity, student) pairs cannot be graded again",
+                "manage.py check_partitions --keys --fix removes them (each checked again as "
+                "it is removed)",
+                fix=_key_deleter(using, orphans, tables),
+            )
+        )
+    if unkeyed:
+        count = sum(len(ids) for ids in unkeyed.values())
+        names = ", ".join(sorted(unkeyed)[:5])
+        out.append(
+            Problem(
+                "activity_grades.E017",
+                f"{count} stored grade(s) have no key-index row, or one naming another "
+                f"partition (written while a key trigger was disabled?), in: {names}"
+                + (" ..." if len(unkeyed) > 5 else ""),
+                "manage.py check_partitions --keys --fix writes their key rows; a grade whose "
+                "(activity, student) another grade holds stays reported: resolve it by hand",
+                fix=_key_writer(using, unkeyed),
+            )
+        )
+    if unreadable:
+        count = sum(len(ids) for ids in unreadable.values())
+        shown = ", ".join(f"{i} ({t})" for t, ids in unreadable.items() for i in ids)
+        out.append(
+            Problem(
+                "activity_grades.E020",
+                f"{count} stored grade(s) hold a timestamp that cannot be read back (infinite, "
+                f"BC or after year 9999), which breaks every read of their class: "
+                f"{shown[:300]}",
+                "set a real date on each by hand: UPDATE <table> SET <column> = ... WHERE id = "
+                "...; the write rule refuses such values since migration 0011",
+            )
+        )
+    return out
+
+
+def _key_deleter(
+    using: str,
+    orphans: list[tuple[str, str, str | None]],
+    tables: dict[tuple[str, str | None], str],
+) -> Callable[[], str]:
+    def fix() -> str:
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for grade_id, class_id, term_id in orphans:
+            groups.setdefault((class_id, term_id), []).append(grade_id)
+        removed = 0
+        for (class_id, term_id), ids in groups.items():
+            for i in range(0, len(ids), KEY_BATCH):
+                with atomic(using), cursor(using) as cur:
+                    chunk = ids[i : i + KEY_BATCH]
+                    table = tables.get((class_id, term_id))
+                    removed += drift.delete_keys(cur, class_id, term_id, table, chunk)
+        return f"removed {removed} key-index row(s) without a stored grade"
+
+    return fix
+
+
+def _key_writer(using: str, unkeyed: dict[str, list[str]]) -> Callable[[], str]:
+    def fix() -> str:
+        written = 0
+        for table, ids in unkeyed.items():
+            for i in range(0, len(ids), KEY_BATCH):
+                with atomic(using), cursor(using) as cur:
+                    written += drift.upsert_keys(cur, table, ids[i : i + KEY_BATCH])
+        total = sum(len(ids) for ids in unkeyed.values())
+        left = f"; {total - written} left (duplicates)" if written < total else ""
+        return f"wrote {written} key-index row(s){left}"
+
+    return fix
 
 
 def check_constraint_exclusion(cur: Cursor) -> list[Problem]:
@@ -377,18 +699,26 @@ def check_upcoming(using: str = "default") -> list[Problem]:
     ]
 
 
-def plan(using: str = "default") -> RepairPlan:
-    """Run every check; a fixed number of catalog queries whatever the tree's size."""
+def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) -> RepairPlan:
+    """Run every check; a fixed number of catalog queries whatever the tree's size.
+
+    ``keys``: also compare the key index with the stored rows (E016, E017), which reads
+    every key row and every grade once, ``batch`` rows a statement (a nightly job).
+    """
     with cursor(using) as cur:
         problems = (
-            check_routing_trigger(cur)
+            check_routing_trigger(cur, using)
             + check_parent_empty(cur)
             + check_markers(cur)
-            + check_registry_tables(using)
+            + check_registry_tables(cur, using)
+            + check_inheritance(cur, using)
             + check_indexes(cur, using)
             + check_constraints(cur)
-            + check_triggers(cur)
+            + check_triggers(cur, using)
             + check_unique_key(cur)
             + check_constraint_exclusion(cur)
+            + check_terms(cur, using)
         )
+    if keys:
+        problems += check_key_index(using, batch)
     return RepairPlan(problems + check_upcoming(using), using=using)

@@ -57,6 +57,7 @@ class Activity(models.Model):
 
     class Meta:
         db_table = "activities"
+        verbose_name_plural = "activities"
 
     def __str__(self) -> str:
         return self.title

@@ -51,22 +51,37 @@ class Command(BaseCommand):
         except PartitioningError as exc:
             raise CommandError(str(exc)) from exc
 
-        todo = plan.to_create
-        if not todo:
+        if plan.nothing_to_do:
             self.stdout.write(f"Nothing to do. ({len(plan.existing)} partitions already exist)")
             return
         if options["dry_run"]:
             self._print_plan(plan, verbosity)
             return
-        result = plan.apply(self._progress(verbosity))
+        try:
+            result = plan.apply(self._progress(verbosity))
+        except PartitioningError as exc:
+            raise CommandError(str(exc)) from exc
+        changed = (
+            f"; {len(result.changed)} partitions given their term's new dates or year, "
+            f"{result.moved} rows re-filed"
+            if result.changed
+            else ""
+        )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created {len(result.created)} partitions, {result.existing} existing, "
+                f"Created {len(result.created)} partitions, {result.existing} existing{changed}, "
                 f"in {result.seconds:.2f} s."
             )
         )
 
     def _print_plan(self, plan: create.CreatePlan, verbosity: int) -> None:
+        if plan.term_changes and plan.term_changes.items:
+            self.stdout.write(
+                f"Would apply changed terms to {len(plan.term_changes.items)} partitions "
+                "(new CHECK, rows re-filed, then validated):"
+            )
+            for line in plan.term_changes.describe():
+                self.stdout.write(f"  ~ {line}")
         self.stdout.write(f"Would create {len(plan.to_create)} partitions:")
         for p in plan.to_create:
             term = "(class table)" if p.term_id is None else f"term {p.term_id!r}"

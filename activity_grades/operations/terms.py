@@ -1,0 +1,145 @@
+"""Terms whose dates or academic year changed after their partitions were made (issue 12).
+
+A semester extended by a week: the leaf's CHECK still ends on the old date, so every grade
+of the extension was refused. ``plan`` lists the live leaves whose registry bounds or year
+differ from the term now (``db.drift.term_drift``); ``apply`` brings them in line online,
+in three steps of short transactions:
+
+1. per leaf: its term CHECK replaced by the new bounds ``NOT VALID`` (new grades must fit
+   at once; no scan under the lock) and its registry row updated (bounds, year);
+2. per class: every live table of the class (``ONLY``) re-files the rows created in the
+   window the change touched (old and new bounds) whose term is no longer the one of their
+   created_at (latest start wins): setting it moves each through ``activity_grades_move``
+   to its leaf or to the class table. The class's row count is compared before and after
+   in the same transaction: a difference rolls the class back;
+3. per leaf: the CHECK is validated (``VALIDATE CONSTRAINT``: writes go on meanwhile),
+   which proves no row is left outside the new bounds.
+
+``create_partitions`` and the maintenance job apply this plan with the partitions they
+create; ``check_partitions`` reports the drift (E018, E019) until then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..core.constants import LOGGER_NAME
+from ..core.exceptions import PartitioningError
+from ..core.settings import app_settings
+from ..db import drift, registry
+from ..db.connection import atomic, cursor, set_lock_timeout
+from ..db.drift import TermDrift
+from .base import Plan, Progress, Result, Stopwatch
+
+__all__ = ["TermsPlan", "TermsResult", "plan"]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+_EVER = (
+    dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc),
+    dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc),
+)
+
+
+@dataclass
+class TermsResult(Result):
+    changed: list[str] = field(default_factory=list)  # leaves given new bounds or year
+    moved: int = 0  # rows re-filed
+
+
+@dataclass
+class TermsPlan(Plan[TermDrift, TermsResult]):
+    """Live leaves whose term changed (``items``); ``apply`` brings them in line."""
+
+    def describe(self) -> list[str]:
+        out = []
+        for d in self.items:
+            what = []
+            if d.bounds_changed:
+                what.append(
+                    f"bounds [{d.starts_at:%Y-%m-%d}, {d.ends_at:%Y-%m-%d}) -> "
+                    f"[{d.term_starts_at:%Y-%m-%d}, {d.term_ends_at:%Y-%m-%d})"
+                )
+            if d.academic_year != d.term_year:
+                what.append(f"academic year {d.academic_year!r} -> {d.term_year!r}")
+            out.append(f"{d.table} (class {d.class_id!r}, term {d.term_id!r}): {'; '.join(what)}")
+        return out
+
+    def apply(self, progress: Progress | None = None) -> TermsResult:
+        clock = Stopwatch()
+        result = TermsResult()
+        using = self.using
+        for d in self.items:
+            assert d.term_starts_at is not None and d.term_ends_at is not None
+            with atomic(using), cursor(using) as cur:
+                set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+                if d.bounds_changed:
+                    drift.replace_term_check(
+                        cur, d.table, d.term_id, d.term_starts_at, d.term_ends_at
+                    )
+                drift.set_bounds(cur, d.table, d.term_starts_at, d.term_ends_at, d.term_year)
+            result.changed.append(d.table)
+        registry.invalidate_cache()
+        for class_id, changes in _by_class(d for d in self.items if d.bounds_changed).items():
+            result.moved += _refile_class(using, class_id, changes)
+        for d in self.items:
+            if d.bounds_changed:
+                with atomic(using), cursor(using) as cur:
+                    drift.validate_term_check(cur, d.table)
+            if progress:
+                progress(len(result.changed), len(self.items), d, True)
+        registry.invalidate_cache()
+        result.seconds = clock.seconds
+        return result
+
+
+def _by_class(drifts: Iterable[TermDrift]) -> dict[str, list[TermDrift]]:
+    out: dict[str, list[TermDrift]] = {}
+    for d in drifts:
+        out.setdefault(d.class_id, []).append(d)
+    return out
+
+
+def _refile_class(using: str, class_id: str, changes: list[TermDrift]) -> int:
+    """Move the rows of one class that the changed terms now file elsewhere; verified."""
+    starts = min(min(d.starts_at, d.term_starts_at or d.starts_at) for d in changes)
+    ends = max(max(d.ends_at, d.term_ends_at or d.ends_at) for d in changes)
+    if not all(d.check_valid for d in changes):
+        # An earlier run stopped after step 1: the old bounds are no longer known, so
+        # the whole class is re-filed (rare, and still one statement per table).
+        starts, ends = _EVER
+
+    with atomic(using), cursor(using) as cur:
+        set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+        tables = drift.tables_of_class(cur, class_id)
+        before = drift.count_only(cur, tables)
+        moved = sum(drift.refile(cur, table, starts, ends) for table in tables)
+        after = drift.count_only(cur, drift.tables_of_class(cur, class_id))
+        if before != after:
+            raise PartitioningError(
+                f"class {class_id!r} held {before} rows before re-filing and {after} after; "
+                "rolled back, nothing moved"
+            )
+    if moved:
+        logger.info("re-filed %s rows of class %s after a term change", moved, class_id)
+    return moved
+
+
+def plan(class_ids: Iterable[str] | None = None, using: str = "default") -> TermsPlan:
+    """Live leaves (of ``class_ids``, default all) whose term's dates or year changed.
+
+    Leaves of a term that no longer exists are left out (``check_partitions`` reports
+    them: E018).
+    """
+    wanted = set(class_ids) if class_ids else None
+    with cursor(using) as cur:
+        found = drift.term_drift(cur)
+    items = [
+        d
+        for d in found
+        if d.term_starts_at is not None and (wanted is None or d.class_id in wanted)
+    ]
+    return TermsPlan(items, using=using)
