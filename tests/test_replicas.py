@@ -54,7 +54,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 
 # Shared by both phases: Django set up, helpers to wait for the standby.
 PRELUDE = """
-import contextvars, io, logging, time, django
+import contextvars, datetime, io, logging, time, django
 django.setup()
 from django.core.management import call_command
 from django.db import connections
@@ -90,7 +90,7 @@ UP = (
     PRELUDE
     + """
 svc = ActivityGradeService()
-at = "2023-10-02T10:00:00Z"
+at = datetime.datetime(2023, 10, 2, 10, tzinfo=datetime.timezone.utc)
 grade = svc.record("c1/a1", "s1", status="graded", submitted_at=at, created_at=at)
 # This context wrote: it reads the primary (its own grade is there whatever the lag).
 assert replicas.reader() == ActivityGrade.objects.filter(class_id="c1").db == "default"
