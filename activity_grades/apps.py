@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
@@ -15,6 +16,11 @@ from .core.constants import PARENT, REGISTRY_TABLE, STAGING_SCHEMA
 from .core.settings import app_settings
 from .db import dispatch, lms, staging
 from .operations.convert import check_lms_table
+
+try:
+    from .reporting import prometheus
+except ImportError:  # the [prometheus] extra (prometheus_client) is not installed
+    prometheus = None  # type: ignore[assignment]
 
 
 def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -60,6 +66,20 @@ def _install_generated_functions(sender: Any, using: str = "default", **kwargs: 
         )
 
 
+_registered: list[object] = []
+
+
+def _register_collector() -> None:
+    """The collector in prometheus_client's REGISTRY, once per process (PROMETHEUS_REGISTER)."""
+    if prometheus is None:
+        raise ImproperlyConfigured(
+            "ACTIVITY_GRADES['PROMETHEUS_REGISTER'] needs prometheus_client: pip install "
+            "'django-activity-grades[prometheus]'"
+        )
+    if not _registered:
+        _registered.append(prometheus.register())
+
+
 class ActivityGradesConfig(AppConfig):
     name = "activity_grades"
     verbose_name = "Activity grades"
@@ -74,3 +94,5 @@ class ActivityGradesConfig(AppConfig):
         post_migrate.connect(
             _install_generated_functions, sender=self, dispatch_uid="activity_grades_lookups"
         )
+        if app_settings.PROMETHEUS_REGISTER:
+            _register_collector()
