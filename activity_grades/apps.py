@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import AppConfig
@@ -17,10 +18,13 @@ from .core.settings import app_settings
 from .db import dispatch, lms, staging
 from .operations.convert import check_lms_table
 
+_register: Callable[[], object] | None
 try:
     from .reporting import prometheus
+
+    _register = prometheus.register
 except ImportError:  # the [prometheus] extra (prometheus_client) is not installed
-    prometheus = None  # type: ignore[assignment]
+    _register = None
 
 
 def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -71,13 +75,13 @@ _registered: list[object] = []
 
 def _register_collector() -> None:
     """The collector in prometheus_client's REGISTRY, once per process (PROMETHEUS_REGISTER)."""
-    if prometheus is None:
+    if _register is None:
         raise ImproperlyConfigured(
             "ACTIVITY_GRADES['PROMETHEUS_REGISTER'] needs prometheus_client: pip install "
             "'django-activity-grades[prometheus]'"
         )
     if not _registered:
-        _registered.append(prometheus.register())
+        _registered.append(_register())
 
 
 class ActivityGradesConfig(AppConfig):

@@ -10,6 +10,8 @@ with the ``view_partition`` permission (session login), or ``Authorization: Bear
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
@@ -17,10 +19,13 @@ from django.views.decorators.http import require_GET
 from .core.settings import app_settings
 from .reporting.metrics import collect, public
 
+_exposition: Callable[[dict[str, Any], str], tuple[bytes, str]] | None
 try:
     from .reporting import prometheus
+
+    _exposition = prometheus.exposition
 except ImportError:  # the [prometheus] extra (prometheus_client) is not installed
-    prometheus = None  # type: ignore[assignment]
+    _exposition = None
 
 __all__ = ["VIEW_PERMISSION", "metrics_view"]
 
@@ -48,12 +53,12 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return response
     if request.GET.get("format") == "json":
         return JsonResponse(public(collect()), json_dumps_params={"indent": 1})
-    if prometheus is None:
+    if _exposition is None:
         return HttpResponse(
             "The Prometheus format needs prometheus_client: pip install "
             "'django-activity-grades[prometheus]'. ?format=json works without it.\n",
             status=501,
             content_type="text/plain",
         )
-    body, content_type = prometheus.exposition(collect(), request.headers.get("Accept", ""))
+    body, content_type = _exposition(collect(), request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type)

@@ -114,6 +114,17 @@ if env.str("ACTIVITY_GRADES_SCHEMA", default=""):
         f"-c search_path=public,{ACTIVITY_GRADES['SCHEMA']}"
     )
 
+# Celery (gradeproject/celery.py): the broker and results on the machine's Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_BEAT_SCHEDULE = {  # activity_grades.tasks.BEAT_SCHEDULE, spelled out
+    "activity-grades-maintenance": {
+        "task": "activity_grades.tasks.run_partition_maintenance",
+        "schedule": 900.0,
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -131,9 +131,12 @@ def _value(value: float | int | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _family(name: str, kind: str, help_text: str, labels: list[str] | None = None) -> Metric:
-    family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-    return family(name, help_text, labels=labels)
+def _family(
+    name: str, kind: str, help_text: str, labels: list[str]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    if kind == "counter":
+        return CounterMetricFamily(name, help_text, labels=labels)
+    return GaugeMetricFamily(name, help_text, labels=labels)
 
 
 def _largest(partitions: list[stats.PartitionStats], n: int) -> list[stats.PartitionStats]:
