@@ -78,7 +78,10 @@ def hold_activities():
     return conn
 
 
-def test_task_runs_maintenance_in_a_worker(worker):
+HEALTH = "/admin/activity_grades/partition/health/"
+
+
+def test_task_runs_maintenance_in_a_worker(worker, admin_client):
     sent = send(worker)
     summary = result(sent, worker)
     assert summary["ran"] is True and summary["retries"] == 0
@@ -92,6 +95,8 @@ def test_task_runs_maintenance_in_a_worker(worker):
     )
     assert maintenance.last_success() is not None
     assert f"Task {tasks.TASK_NAME}[{sent.id}] succeeded" in worker.output()
+    page = admin_client.get(HEALTH).content.decode()
+    assert f"by celery task {sent.id}" in page and "created 4 partitions" in page
 
 
 def test_two_tasks_at_once_make_one_run(worker):
@@ -130,7 +135,7 @@ def test_dropped_connection_is_retried(worker):
     assert "lost its database connection" in worker.output()
 
 
-def test_other_errors_are_not_retried_and_are_recorded(worker):
+def test_other_errors_are_not_retried_and_are_recorded(worker, admin_client):
     lms_lock = hold_activities()
     try:
         sent = send(worker)
@@ -147,6 +152,8 @@ def test_other_errors_are_not_retried_and_are_recorded(worker):
     assert error.endswith(f"(celery task {sent.id})")
     assert maintenance.last_success() is None
     assert "lost its database connection" not in worker.output()
+    page = admin_client.get(HEALTH).content.decode()
+    assert "Last run failed at" in page and f"(celery task {sent.id})" in page
 
 
 def test_the_documented_beat_schedule_names_the_task():

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from ..core.exceptions import ArchiveError
-from ..db import lms
+from ..db import lms, runs
 from ..models import Partition
 from ..operations import archive, create, repair
 from ..reporting import locks, stats
@@ -136,6 +136,7 @@ class PartitionAdmin(_ModelAdmin):
             problems=repair.plan().problems,
             headroom=locks.headroom(),
             concurrent=locks.CONCURRENT,
+            maintenance=runs.last_run(),
         )
 
     def _page(self, request: HttpRequest, template: str, title: str, **extra: Any) -> HttpResponse:

@@ -56,10 +56,8 @@ class LastRun:
 
     @property
     def failed_last(self) -> bool:
-        """The most recent run ended in a failure."""
-        return self.failed_at is not None and (
-            self.finished_at is None or self.failed_at > self.finished_at
-        )
+        """The most recent run ended in a failure (``record`` clears the error otherwise)."""
+        return self.failed_at is not None and self.error is not None
 
     @property
     def running(self) -> bool:
