@@ -185,3 +185,18 @@ def test_maintenance_finished_with_counts_once_and_not_when_locked_out(clean):
     assert len(call["summary"]["created"]) == 4 and call["summary"]["ran"] is True
     assert call["result"].created == call["summary"]["created"]
     assert call["summary"]["origin"] == "command"
+
+
+def test_a_failing_receiver_is_logged_and_stops_nothing(clean, caplog):
+    def broken(sender, **kwargs):
+        raise RuntimeError("the LMS's hook is broken")
+
+    signals.partition_created.connect(broken)
+    try:
+        with Heard(signals.partition_created) as heard, caplog.at_level("ERROR", "activity_grades"):
+            result = create.plan(["123"], ["2023_fall", "2024_spring"]).apply()
+    finally:
+        signals.partition_created.disconnect(broken)
+    assert len(result.created) == 3 and len(heard.calls) == 3  # the other receiver still ran
+    failures = [r for r in caplog.records if "receiver of an activity_grades signal" in r.message]
+    assert len(failures) == 3 and "the LMS's hook is broken" in str(failures[0].exc_info[1])

@@ -16,16 +16,23 @@ database alias)::
     def tell_the_gradebook(sender, class_id, term_id, rows, **kwargs):
         ...
 
+A receiver that raises does not stop the operation (its change is committed already):
+the error is logged on the ``activity_grades`` logger with its traceback, and the other
+receivers still run (``Signal.send_robust``).
+
 Partitions the routing trigger creates on demand (inside an ``INSERT`` in SQL) send no
 signal: no Python runs there.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
+
+from .constants import LOGGER_NAME
 
 __all__ = [
     "SENDER",
@@ -52,7 +59,17 @@ maintenance_finished = Signal()
 
 SENDER = "activity_grades"
 
+logger = logging.getLogger(LOGGER_NAME)
+
 
 def send_on_commit(signal: Signal, using: str, **kwargs: Any) -> None:
     """Send ``signal`` once the current transaction of ``using`` commits (now, in autocommit)."""
-    transaction.on_commit(lambda: signal.send(sender=SENDER, using=using, **kwargs), using=using)
+    transaction.on_commit(lambda: _send(signal, using, kwargs), using=using)
+
+
+def _send(signal: Signal, using: str, kwargs: dict[str, Any]) -> None:
+    for receiver, response in signal.send_robust(sender=SENDER, using=using, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "a receiver of an activity_grades signal failed: %r", receiver, exc_info=response
+            )

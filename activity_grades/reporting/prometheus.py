@@ -146,7 +146,8 @@ def _largest(partitions: list[stats.PartitionStats], n: int) -> list[stats.Parti
 def _class_families(ov: stats.Overview, top: int | None) -> Iterator[Metric]:
     classes = ov.by_class()
     shown = classes if top is None else heapq.nlargest(top, classes, key=lambda c: c.total_bytes)
-    rest = [c for c in classes if c not in shown] if top is not None else []
+    kept = {c.class_id for c in shown}
+    rest = [c for c in classes if c.class_id not in kept]
     if rest:
         shown = [
             *shown,
@@ -250,7 +251,8 @@ class PartitionCollector(Collector):
         )
 
     def describe(self) -> Iterable[Metric]:
-        """The families' names without reading the database (called at registration)."""
+        """Nothing: registering must not read the database (the registry then skips its
+        check for duplicate names, and collects only at scrapes)."""
         return []
 
 
