@@ -12,7 +12,7 @@ from django.db import transaction
 
 from activity_grades import signals
 from activity_grades.core.constants import MAINTENANCE_LOCK_KEY
-from activity_grades.operations import archive, create, maintenance
+from activity_grades.operations import archive, create, maintenance, restore, retention
 
 from .archive_support import add_current_term, add_grades, connect, drop_archive
 
@@ -200,3 +200,35 @@ def test_a_failing_receiver_is_logged_and_stops_nothing(clean, caplog):
     assert len(result.created) == 3 and len(heard.calls) == 3  # the other receiver still ran
     failures = [r for r in caplog.records if "receiver of an activity_grades signal" in r.message]
     assert len(failures) == 3 and "the LMS's hook is broken" in str(failures[0].exc_info[1])
+
+
+def test_restore_retention_and_maintenance_rolled_back_send_nothing(clean):
+    add_current_term(year="2099-2100")
+    add_grades("123/a0", "2023-09-01", 4, "x-")
+    quiet("archive_grades", "--term", "2023_fall", "--noinput")
+    hearers = [
+        Heard(s)
+        for s in (
+            signals.term_restored,
+            signals.retention_dropped_year,
+            signals.maintenance_finished,
+            signals.partition_created,
+        )
+    ]
+    for h in hearers:
+        h.__enter__()
+    try:
+        for work in (
+            lambda: restore.plan(["2023_fall"]).apply(),
+            lambda: retention.plan(years=1).apply(),
+            lambda: maintenance.run(),
+        ):
+            with pytest.raises(Rollback), transaction.atomic():
+                work()
+                raise Rollback
+    finally:
+        for h in hearers:
+            h.__exit__()
+    assert [len(h.calls) for h in hearers] == [0, 0, 0, 0]
+    with connect() as other:  # and nothing of it was committed
+        assert other.execute("SELECT count(*) FROM archived_activity_grades").fetchone()[0] == 4
