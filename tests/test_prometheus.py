@@ -8,6 +8,7 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -76,6 +77,7 @@ def test_text_holds_the_jsons_values(client, lms):
         ],
         "activity_grades_maintenance_table_present": 1,
         "activity_grades_maintenance_failed_last": 0,
+        "activity_grades_metrics_up": 1,
     }
     assert {name: found[(name, ())] for name in scalars} == scalars
     assert data["maintenance"]["last_duration_seconds"] > 0
@@ -108,7 +110,7 @@ def test_openmetrics_when_asked(client, lms):
 
 def expected_samples(top_partitions: int, classes: int, terms: int, statuses: int) -> int:
     per_partition = len(prometheus.PER_PARTITION) * top_partitions
-    return per_partition + statuses + 3 * classes + 3 * terms + len(prometheus.SCALARS)
+    return per_partition + statuses + 3 * classes + 3 * terms + len(prometheus.SCALARS) + 1
 
 
 @pytest.fixture
@@ -162,3 +164,15 @@ def test_in_any_registry_and_the_default_one_on_request(lms):
         assert found[("activity_grades_total_rows_estimate", ())] == 33
     finally:
         REGISTRY.unregister(app_module._registered.pop())
+
+
+@pytest.mark.django_db
+def test_a_database_error_leaves_the_projects_metrics_answering(lms, caplog):
+    own = CollectorRegistry()
+    prometheus.register(own)
+    with connection.cursor() as cursor:  # rolled back with the test
+        cursor.execute("ALTER TABLE activity_grades_partition RENAME TO gone_for_a_moment")
+    with caplog.at_level("WARNING", "activity_grades"):
+        found = samples(generate_latest(own).decode())
+    assert found == {("activity_grades_metrics_up", ()): 0}
+    assert "could not read the database" in caplog.text

@@ -16,18 +16,33 @@ makes the app do it at start-up.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from django.db import DatabaseError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
+from ..core.constants import LOGGER_NAME
 from ..core.settings import app_settings
 from . import metrics, stats
 
-__all__ = ["OTHER_CLASSES", "PER_PARTITION", "PartitionCollector", "exposition", "register"]
+__all__ = [
+    "OTHER_CLASSES",
+    "PARTITION_LABELS",
+    "PER_PARTITION",
+    "SCALARS",
+    "PartitionCollector",
+    "exposition",
+    "families",
+    "register",
+    "up",
+]
+
+logger = logging.getLogger(LOGGER_NAME)
 
 OTHER_CLASSES = "_other"  # the class label of the classes outside the top ones
 
@@ -216,6 +231,16 @@ def families(
     yield from _term_families(ov)
     for name, help_text, value in SCALARS:
         yield GaugeMetricFamily(name, help_text, value=_value(value(data)))
+    yield up(True)
+
+
+def up(read: bool) -> Metric:
+    """``activity_grades_metrics_up``: 1 when the snapshot could be read, 0 when not."""
+    return GaugeMetricFamily(
+        "activity_grades_metrics_up",
+        "1 when the app's metrics could be read from the database, 0 when not.",
+        value=int(read),
+    )
 
 
 class PartitionCollector(Collector):
@@ -238,7 +263,14 @@ class PartitionCollector(Collector):
         self.top_classes = top_classes
 
     def collect(self) -> Iterable[Metric]:
-        return list(self.families_of(metrics.collect(self.using)))
+        """The families of a new snapshot; only ``activity_grades_metrics_up 0`` when the
+        database cannot be read, so the rest of a project's ``/metrics`` still answers."""
+        try:
+            data = metrics.collect(self.using)
+        except DatabaseError:
+            logger.warning("metrics: could not read the database", exc_info=True)
+            return [up(False)]
+        return list(self.families_of(data))
 
     def families_of(self, data: dict[str, Any]) -> Iterator[Metric]:
         """The families of an existing ``metrics.collect()`` snapshot."""
