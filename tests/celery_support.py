@@ -73,6 +73,7 @@ class Worker:
             DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
             CELERY_BROKER_URL=broker,
             CELERY_RESULT_BACKEND=backend,
+            CELERY_RESULT_EXPIRES="600",  # the tests' results leave the broker in 10 minutes
         )
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
@@ -102,6 +103,17 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+
+    def forget_queue(self, app) -> None:
+        """Delete the worker's queue from the broker (on Redis, its binding keys too)."""
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(self.queue)
+        if app.conf.broker_url.startswith("redis"):
+            import redis
+
+            client = redis.Redis.from_url(app.conf.broker_url)
+            for key in client.scan_iter(match=f"*{self.queue}*"):
+                client.delete(key)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -28,7 +28,12 @@ TIMEOUT = 120  # seconds: a hang fails the test instead of blocking the suite
 def celery_app():
     from gradeproject.celery import app
 
-    app.conf.update(broker_url=BROKER, result_backend=BACKEND, broker_connection_timeout=10)
+    app.conf.update(
+        broker_url=BROKER,
+        result_backend=BACKEND,
+        broker_connection_timeout=10,
+        result_expires=600,  # the tests' results leave the broker after 10 minutes
+    )
     yield app
     app.close()
 
@@ -42,6 +47,7 @@ def worker(committed_lms, celery_app):
         yield started
     finally:
         started.stop()
+        started.forget_queue(celery_app)
         drop_archive()
 
 
