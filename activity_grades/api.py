@@ -37,6 +37,13 @@ from .core.exceptions import (
     UnroutableQuery,
 )
 from .core.settings import app_settings
+from .core.signals import (
+    maintenance_finished,
+    partition_created,
+    retention_dropped_year,
+    term_archived,
+    term_restored,
+)
 from .db.lms import Term
 from .db.registry import invalidate_cache, partition_table, table_of_grade, tables_of_student
 from .models import (
@@ -134,6 +141,12 @@ __all__ = [
     "PartitionStats",
     "overview",
     "collect_metrics",
+    # signals (sent after commit)
+    "maintenance_finished",
+    "partition_created",
+    "retention_dropped_year",
+    "term_archived",
+    "term_restored",
     # settings and errors
     "app_settings",
     "ActivityGradesError",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
@@ -16,6 +18,14 @@ from .core.settings import app_settings
 from .db import dispatch, lms, staging
 from .operations.convert import check_lms_table
 from .sql.guard import check_plan
+
+_register: Callable[[], object] | None
+try:
+    from .reporting import prometheus
+
+    _register = prometheus.register
+except ImportError:  # the [prometheus] extra (prometheus_client) is not installed
+    _register = None
 
 
 def _stage_beside_lms_table(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -72,6 +82,20 @@ def _install_generated_functions(sender: Any, using: str = "default", **kwargs: 
         )
 
 
+_registered: list[object] = []
+
+
+def _register_collector() -> None:
+    """The collector in prometheus_client's REGISTRY, once per process (PROMETHEUS_REGISTER)."""
+    if _register is None:
+        raise ImproperlyConfigured(
+            "ACTIVITY_GRADES['PROMETHEUS_REGISTER'] needs prometheus_client: pip install "
+            "'django-activity-grades[prometheus]'"
+        )
+    if not _registered:
+        _registered.append(_register())
+
+
 class ActivityGradesConfig(AppConfig):
     name = "activity_grades"
     verbose_name = "Activity grades"
@@ -89,3 +113,5 @@ class ActivityGradesConfig(AppConfig):
         post_migrate.connect(
             _install_generated_functions, sender=self, dispatch_uid="activity_grades_lookups"
         )
+        if app_settings.PROMETHEUS_REGISTER:
+            _register_collector()

@@ -1,20 +1,31 @@
 """HTTP views of the app: the metrics endpoint (``include("activity_grades.urls")``).
 
-``metrics_view`` answers ``GET .../metrics`` (Prometheus text exposition 0.0.4) and
-``GET .../metrics?format=json``. Access: a staff user with the ``view_partition``
-permission (session login), or ``Authorization: Bearer <ACTIVITY_GRADES["METRICS_TOKEN"]>``
-when that setting is set.
+``metrics_view`` answers ``GET .../metrics`` (Prometheus text exposition 0.0.4, or
+OpenMetrics when the ``Accept`` header asks for it; needs the ``[prometheus]`` extra,
+prometheus_client) and ``GET .../metrics?format=json`` (always). Access: a staff user
+with the ``view_partition`` permission (session login), or ``Authorization: Bearer
+<ACTIVITY_GRADES["METRICS_TOKEN"]>`` when that setting is set.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from .core.settings import app_settings
-from .reporting.metrics import collect, prometheus_text
+from .reporting.metrics import collect, public
+
+_exposition: Callable[[dict[str, Any], str], tuple[bytes, str]] | None
+try:
+    from .reporting import prometheus
+
+    _exposition = prometheus.exposition
+except ImportError:  # the [prometheus] extra (prometheus_client) is not installed
+    _exposition = None
 
 __all__ = ["VIEW_PERMISSION", "metrics_view"]
 
@@ -40,10 +51,14 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             response.status_code = 401
             response["WWW-Authenticate"] = 'Bearer realm="activity_grades"'
         return response
-    data = collect()
     if request.GET.get("format") == "json":
-        public = {k: v for k, v in data.items() if not k.startswith("_")}
-        return JsonResponse(public, json_dumps_params={"indent": 1})
-    return HttpResponse(
-        prometheus_text(data), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+        return JsonResponse(public(collect()), json_dumps_params={"indent": 1})
+    if _exposition is None:
+        return HttpResponse(
+            "The Prometheus format needs prometheus_client: pip install "
+            "'django-activity-grades[prometheus]'. ?format=json works without it.\n",
+            status=501,
+            content_type="text/plain",
+        )
+    body, content_type = _exposition(collect(), request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

@@ -127,6 +127,17 @@ if env.str("DATABASE_REPLICA_URL", default=""):
     )
 DATABASE_ROUTERS = ["activity_grades.routers.ReplicaRouter"]
 MIDDLEWARE.append("activity_grades.middleware.ReadYourWritesMiddleware")
+# Celery (gradeproject/celery.py): the broker and results on the machine's Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=86400)  # seconds
+CELERY_BEAT_SCHEDULE = {  # activity_grades.tasks.BEAT_SCHEDULE, spelled out
+    "activity-grades-maintenance": {
+        "task": "activity_grades.tasks.run_partition_maintenance",
+        "schedule": 900.0,
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -37,6 +37,8 @@ LAYERS = {
     "management": 5,
     "apps": 5,
     "api": 5,
+    "signals": 5,
+    "tasks": 5,
     "__init__": 5,
 }
 

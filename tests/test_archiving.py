@@ -322,7 +322,8 @@ def _wait(predicate, timeout: float = 60.0) -> None:
 def _backend_pid(app: str):
     return scalar(
         "SELECT max(pid) FROM pg_stat_activity WHERE application_name = %s "
-        "AND query LIKE 'SELECT pg_sleep%%' AND state = 'active'",
+        "AND query LIKE 'SELECT pg_sleep%%' AND state = 'active' "
+        "AND datname = current_database()",
         [app],
     )
 
@@ -331,7 +332,12 @@ def _wait_until_gone(app: str) -> None:
     """Until the server has ended every backend of the child (it rolls back first)."""
     _wait(
         lambda: (
-            scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]) == 0
+            scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                "AND datname = current_database()",
+                [app],
+            )
+            == 0
         )
     )
 

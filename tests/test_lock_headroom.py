@@ -10,7 +10,8 @@ from django.db import connection, transaction
 
 from activity_grades import ActivityGrade
 from activity_grades.reporting import locks
-from activity_grades.reporting.metrics import collect, prometheus_text
+from activity_grades.reporting.metrics import collect
+from activity_grades.reporting.prometheus import exposition
 from tests.helpers import INSERT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,8 +52,9 @@ def test_reported_by_check_partitions_metrics_and_the_health_page(tree, admin_cl
     )
     data = collect()
     assert data["locks"]["whole_tree_query_locks"] == room.locks_per_whole_tree_query
-    text = prometheus_text(data)
-    assert f"activity_grades_lock_capacity {room.capacity}" in text
+    text = exposition(data)[0].decode()
+    assert f"activity_grades_lock_capacity {float(room.capacity)}" in text
+    assert f"activity_grades_whole_tree_queries_to_fill {float(room.queries_to_fill)}" in text
     page = admin_client.get("/admin/activity_grades/partition/health/").content.decode()
     assert "Lock headroom" in page and f"{room.capacity} lock slots" in page
 

@@ -101,3 +101,18 @@ def test_second_concurrent_run_exits_zero(lms):
         # hold the lock for a moment after the client has gone.
         other.execute("SELECT pg_advisory_unlock(%s)", [MAINTENANCE_LOCK_KEY])
     assert "Maintenance done" in run()
+
+
+def test_the_health_page_shows_the_last_run(lms, admin_client):
+    health = "/admin/activity_grades/partition/health/"
+    assert "No maintenance run recorded" in admin_client.get(health).content.decode()
+    add_current_term()
+    run()
+    page = admin_client.get(health).content.decode()
+    assert "Last success:" in page and "by command" in page and "created 4 partitions" in page
+    with with_settings(MAINTENANCE_RETENTION=True, RETENTION_YEARS=0):
+        with pytest.raises(CommandError):
+            run()
+    page = admin_client.get(health).content.decode()
+    assert "Last run failed at" in page and "RetentionError" in page and "(command)" in page
+    assert "Last success:" in page  # the earlier success is still shown

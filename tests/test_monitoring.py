@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from activity_grades.reporting import metrics as monitoring
 from activity_grades.reporting import stats
@@ -85,21 +86,18 @@ def test_bearer_token(client, data):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     text = response.content.decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
     table = leaf("123", "2023_fall")
-    line = next(
-        x
-        for x in text.splitlines()
-        if x.startswith("activity_grades_partition_rows_estimate{") and table in x
-    )
-    assert 'class="123",term="2023_fall"' in line and line.endswith(" 30")
-    assert "\nactivity_grades_rows_in_parent 0\n" in text
-    assert "\nactivity_grades_rows_in_class_tables 1\n" in text
-    assert "\nactivity_grades_rows_outside_leaves 1\n" in text
-    assert 'activity_grades_partitions{status="live"} 5' in text
-    # every sample line parses as "<name>{labels} <float>"
-    for x in text.splitlines():
-        if x and not x.startswith("#"):
-            float(x.rsplit(" ", 1)[1])
+    labels = (("class", "123"), ("status", "live"), ("table", table), ("term", "2023_fall"))
+    assert samples[("activity_grades_partition_rows_estimate", labels)] == 30
+    assert samples[("activity_grades_rows_in_parent", ())] == 0
+    assert samples[("activity_grades_rows_in_class_tables", ())] == 1
+    assert samples[("activity_grades_rows_outside_leaves", ())] == 1
+    assert samples[("activity_grades_partitions", (("status", "live"),))] == 5
 
 
 def test_no_token_configured_means_login_only(client, data):
@@ -122,7 +120,7 @@ def test_maintenance_age_missing_then_present(client, data):
     client.force_login(staff("mon", "view_partition"))
     text = client.get(METRICS).content.decode()
     assert "\nactivity_grades_last_maintenance_age_seconds NaN\n" in text
-    assert "\nactivity_grades_maintenance_table_present 0\n" in text
+    assert "\nactivity_grades_maintenance_table_present 0.0\n" in text
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE admin_test_runs (id serial, finished_at timestamptz)")
         cursor.execute("INSERT INTO admin_test_runs (finished_at) VALUES (now() - interval '1 h')")

@@ -48,3 +48,9 @@ def test_the_wheel_ships_the_app_with_its_migrations_sql_and_templates(tmp_path)
     assert "activity_grades/management/commands/create_partitions.py" in names
     # The app alone: not the demo project, the tests or the benchmarks.
     assert not [n for n in names if n.split("/")[0] in {"gradeproject", "tests", "bench"}]
+    # The optional extras: pip install 'django-activity-grades[celery,prometheus]'.
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    for extra in ("celery", "prometheus"):
+        assert f"Provides-Extra: {extra}" in text, extra
+    assert "activity_grades/tasks.py" in names and "activity_grades/signals.py" in names

@@ -21,7 +21,7 @@ from django.utils.http import urlencode
 
 from .. import replicas
 from ..core.exceptions import ArchiveError
-from ..db import lms
+from ..db import lms, runs
 from ..models import Partition
 from ..operations import archive, create, repair
 from ..reporting import locks, stats
@@ -138,6 +138,7 @@ class PartitionAdmin(_ModelAdmin):
             headroom=locks.headroom(),
             concurrent=locks.CONCURRENT,
             replicas=replicas.replica_states(),
+            maintenance=runs.last_run(),
         )
 
     def _page(self, request: HttpRequest, template: str, title: str, **extra: Any) -> HttpResponse:

@@ -214,6 +214,25 @@ class AppSettings:
     METRICS_TOKEN = Setting[str | None](
         None, (str, _NONE), "bearer token of the metrics endpoint (None: login only)"
     )
+    METRICS_TOP_PARTITIONS = Setting[int](
+        20,
+        int,
+        "Prometheus: per-partition series only for this many largest partitions (0: none)",
+        _non_negative,
+    )
+    METRICS_TOP_CLASSES = Setting[int | None](
+        100,
+        (int, _NONE),
+        "Prometheus: per-class series for this many largest classes, the rest summed as "
+        'class="_other" (None: every class)',
+        lambda v: None if v is None else _non_negative(v),
+    )
+    PROMETHEUS_REGISTER = Setting[bool](
+        False,
+        bool,
+        "register the collector in prometheus_client's default REGISTRY at start-up, so the "
+        "project's own /metrics (django-prometheus, ...) shows the app's metrics",
+    )
     ROUTING_PARTITION_LIMIT = Setting[int | None](
         None,
         (int, _NONE),

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import psycopg
-from django.db import OperationalError, connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from psycopg import sql
 
 from ..core.exceptions import LockTimeout
@@ -24,6 +24,7 @@ __all__ = [
     "fetch_rows",
     "fetch_value",
     "is_missing_table",
+    "is_connection_error",
     "lock_timeout_errors",
     "set_lock_timeout",
     "sleep",
@@ -113,6 +114,27 @@ def lock_timeout_errors(what: str, timeout: str) -> Iterator[None]:
             f"{what}: could not get a lock within the lock timeout ({timeout}); "
             "nothing of it changed, rerun later"
         ) from exc
+
+
+# SQLSTATEs of a session the server ended: admin_shutdown (pg_terminate_backend),
+# crash_shutdown, cannot_connect_now (starting or stopping); class 08 is a lost connection.
+_SESSION_ENDED = {"57P01", "57P02", "57P03"}
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database connection failing, not the statement.
+
+    Worth a retry on a new connection: a connection refused or lost (psycopg reports those
+    without a SQLSTATE, or class 08) or a session the server ended (57P01-57P03). Not a
+    query cancelled (57014), a lock timeout (55P03) or any error of the SQL itself, even
+    though Django and psycopg also call some of those ``OperationalError``.
+    """
+    if isinstance(exc, InterfaceError):  # "connection already closed"
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _SESSION_ENDED
 
 
 def sleep(cur: Any, seconds: float) -> None:

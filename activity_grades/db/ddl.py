@@ -14,6 +14,7 @@ from psycopg import sql
 
 from ..core.constants import DETACHED_MARKER, PARTITION_TRIGGERS
 from ..core.settings import app_settings
+from ..core.signals import partition_created, send_on_commit
 from .catalog import IndexSignature
 from .connection import Cursor, atomic, cursor, execute, set_lock_timeout
 
@@ -34,17 +35,22 @@ def ensure_partition(
 ) -> tuple[str, bool]:
     """Create one partition (and its class table) if missing; return (table, created).
 
-    Its own short transaction with a lock timeout; concurrent callers are safe.
+    Its own short transaction with a lock timeout; concurrent callers are safe. A new
+    partition sends ``partition_created`` once the caller's transaction commits.
     """
     with atomic(using), cursor(using) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
-        return ensure_partition_in(cur, class_id, term_id)
+        return ensure_partition_in(cur, class_id, term_id, using)
 
 
-def ensure_partition_in(cur: Cursor, class_id: str, term_id: str | None) -> tuple[str, bool]:
-    """``ensure_partition`` inside the caller's transaction."""
+def ensure_partition_in(
+    cur: Cursor, class_id: str, term_id: str | None, using: str
+) -> tuple[str, bool]:
+    """``ensure_partition`` inside the caller's transaction (on ``using``'s connection)."""
     cur.execute("SELECT * FROM activity_grades_ensure_partition(%s, %s)", [class_id, term_id])
     table, created = cur.fetchone()
+    if created:
+        send_on_commit(partition_created, using, class_id=class_id, term_id=term_id, table=table)
     return table, created
 
 

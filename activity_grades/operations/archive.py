@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Status
 from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
+from ..core.signals import send_on_commit, term_archived
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, dispatch, lms, registry
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
@@ -86,7 +87,19 @@ class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
                 app_settings.archive_lock_timeout,
                 [one.lock, one.copy, one.verify, one.keys, one.drop],
             )
-        return one.rows if done else None
+        if not done:
+            return None
+        send_on_commit(
+            term_archived,
+            self.using,
+            class_id=item.class_id,
+            term_id=item.term_id,
+            academic_year=item.academic_year,
+            table=item.table_name,
+            rows=one.rows,
+            detached=self.keep_detached,
+        )
+        return one.rows
 
 
 def registry_changed(using: str) -> None:

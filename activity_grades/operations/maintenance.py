@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..core.constants import LOGGER_NAME
 from ..core.settings import app_settings
+from ..core.signals import maintenance_finished, send_on_commit
 from ..db import catalog, runs
 from ..db.connection import cursor
 from . import archive, create, retention
@@ -41,6 +42,7 @@ class MaintenanceResult(Result):
     retention_rows: int = 0
     analyzed: list[str] = field(default_factory=list)
     skipped_steps: list[str] = field(default_factory=list)
+    origin: str = "command"  # who ran it: "command", "celery task <id>", ...
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,15 +53,19 @@ class MaintenancePlan(Plan[str, MaintenanceResult]):
     """The enabled steps (``items``), as of ``now``; each step plans its own work when run."""
 
     now: datetime = field(default_factory=timezone.now)
+    origin: str = "command"
 
     def apply(self, progress: Progress | None = None) -> MaintenanceResult:
-        """Run every step once, unless another run holds the lock; record the run."""
+        """Run every step once, unless another run holds the lock; record the run.
+
+        A successful run sends ``maintenance_finished`` (after its record commits).
+        """
         using = self.using
         if not runs.try_lock(using):
-            logger.info("maintenance: another run holds the lock; nothing done")
-            return MaintenanceResult(ran=False)
+            logger.info("maintenance (%s): another run holds the lock; nothing done", self.origin)
+            return MaintenanceResult(ran=False, origin=self.origin)
         clock = Stopwatch()
-        result = MaintenanceResult(ran=True)
+        result = MaintenanceResult(ran=True, origin=self.origin)
         try:
             with cursor(using) as cur:
                 runs.record(cur, "started_at")
@@ -68,17 +74,19 @@ class MaintenancePlan(Plan[str, MaintenanceResult]):
             with cursor(using) as cur:
                 runs.record(cur, "finished_at", summary=json.dumps(result.summary()))
             logger.info("maintenance: done %s", result.summary())
+            send_on_commit(maintenance_finished, using, result=result, summary=result.summary())
             return result
         except Exception as exc:
-            logger.exception("maintenance failed")
+            logger.exception("maintenance (%s) failed", self.origin)
             try:
                 with cursor(using) as cur:
-                    runs.record(cur, "failed_at", error=f"{type(exc).__name__}: {exc}")
+                    error = f"{type(exc).__name__}: {exc}".strip()
+                    runs.record(cur, "failed_at", error=f"{error} ({self.origin})")
             except DatabaseError:  # the connection itself is what failed
                 logger.warning("maintenance: could not record the failure")
             raise
         finally:
-            runs.unlock(using)
+            _unlock(using)
 
     def _steps(self, result: MaintenanceResult) -> None:
         using, now = self.using, self.now
@@ -105,8 +113,21 @@ class MaintenancePlan(Plan[str, MaintenanceResult]):
                     result.analyzed.append(table)
 
 
-def plan(now: datetime | None = None, using: str = "default") -> MaintenancePlan:
-    """The steps the settings enable (retention only with RETENTION_YEARS set)."""
+def _unlock(using: str) -> None:
+    try:
+        runs.unlock(using)
+    except DatabaseError:  # the connection died: its session lock died with it
+        logger.warning("maintenance: lost the connection; its lock ended with it")
+
+
+def plan(
+    now: datetime | None = None, using: str = "default", origin: str = "command"
+) -> MaintenancePlan:
+    """The steps the settings enable (retention only with RETENTION_YEARS set).
+
+    Args:
+        origin: who runs it, recorded with the run (the command, a Celery task, ...).
+    """
     enabled = {
         "create": app_settings.MAINTENANCE_CREATE,
         "archive": app_settings.MAINTENANCE_ARCHIVE,
@@ -115,12 +136,14 @@ def plan(now: datetime | None = None, using: str = "default") -> MaintenancePlan
         "analyze": app_settings.MAINTENANCE_ANALYZE,
     }
     steps = [step for step in STEPS if enabled[step]]
-    return MaintenancePlan(steps, using=using, now=now or timezone.now())
+    return MaintenancePlan(steps, using=using, now=now or timezone.now(), origin=origin)
 
 
-def run(now: datetime | None = None, using: str = "default") -> MaintenanceResult:
+def run(
+    now: datetime | None = None, using: str = "default", origin: str = "command"
+) -> MaintenanceResult:
     """Plan and apply in one call: what the command, cron and Celery run."""
-    return plan(now, using).apply()
+    return plan(now, using, origin).apply()
 
 
 def last_success(using: str = "default") -> datetime | None:

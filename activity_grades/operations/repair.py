@@ -436,7 +436,7 @@ def _partition_recreator(using: str, table: str) -> Callable[[], str]:
                 return f"{table}: exists again or is no longer live; nothing done"
             class_id, term_id = found
             removed = drift.delete_keys_of(cur, class_id, term_id)
-            new, _ = ddl.ensure_partition_in(cur, class_id, term_id)
+            new, _ = ddl.ensure_partition_in(cur, class_id, term_id, using)
         registry.invalidate_cache()
         logger.warning(
             "check_partitions: recreated %s as %s; removed %s key-index rows", table, new, removed

@@ -16,6 +16,7 @@ from django.db import IntegrityError
 from ..core.constants import LOGGER_NAME, PARTITION_MARKER
 from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
+from ..core.signals import send_on_commit, term_restored
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, lms
 from ..db.connection import Cursor, cursor, lock_timeout_errors
@@ -72,25 +73,35 @@ class RestorePlan(Plan[RestoreItem, RestoreResult]):
         return result
 
     def _restore_one(self, item: RestoreItem) -> tuple[str, int]:
-        one = _GroupRestorer(item)
+        one = _GroupRestorer(item, self.using)
         timeout = app_settings.archive_lock_timeout
         with lock_timeout_errors(f"class {item.class_id!r} term {item.term_id!r}", timeout):
             run_steps(self.using, timeout, [one.lock, one.copy, one.verify, one.remove])
+        send_on_commit(
+            term_restored,
+            self.using,
+            class_id=item.class_id,
+            term_id=item.term_id,
+            academic_year=item.academic_year,
+            table=one.table,
+            rows=one.copied,
+        )
         return one.table, one.copied
 
 
 class _GroupRestorer:
     """The steps of restoring one (class, term), in one transaction (``run_steps``)."""
 
-    def __init__(self, item: RestoreItem) -> None:
+    def __init__(self, item: RestoreItem, using: str) -> None:
         self.item = item
+        self.using = using
         self.table = ""
         self.cols: list[str] = []
         self.copied = 0
 
     def lock(self, cur: Cursor) -> None:
         item = self.item
-        self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id)
+        self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id, self.using)
         marker = catalog.marker_of(cur, self.table)
         if marker != PARTITION_MARKER:
             raise ArchiveError(f"refusing to restore into {self.table}: its comment is {marker!r}")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from ..core.constants import ARCHIVE_MARKER, ARCHIVE_PARENT, LOGGER_NAME
 from ..core.exceptions import RetentionError
 from ..core.settings import app_settings
+from ..core.signals import retention_dropped_year, send_on_commit
 from ..db import archive as sql_archive
 from ..db import catalog, ddl, lms
 from ..db.connection import Cursor, cursor
@@ -85,6 +86,13 @@ class RetentionPlan(Plan[RetentionItem, RetentionResult]):
             sql_archive.forget_year(cur, item.academic_year)
 
         run_steps(self.using, app_settings.archive_lock_timeout, [drop])
+        send_on_commit(
+            retention_dropped_year,
+            self.using,
+            academic_year=item.academic_year,
+            table=item.table_name,
+            rows=counted[0],
+        )
         return counted[0]
 
 

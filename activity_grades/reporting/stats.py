@@ -18,6 +18,7 @@ from ..db import catalog, lms
 from ..db.connection import cursor
 
 __all__ = [
+    "ClassTotal",
     "Overview",
     "PartitionStats",
     "QueryStats",
@@ -86,6 +87,14 @@ class TermTotal:
 
 
 @dataclass
+class ClassTotal:
+    class_id: str
+    partitions: int
+    rows: int
+    total_bytes: int
+
+
+@dataclass
 class Overview:
     """Every partition plus the totals the report, the admin page and the metrics show."""
 
@@ -115,6 +124,16 @@ class Overview:
         for p in self.partitions:
             counts[p.status] = counts.get(p.status, 0) + 1
         return counts
+
+    def by_class(self) -> list[ClassTotal]:
+        """Totals per class (its class table and its term tables), in the partitions' order."""
+        totals: dict[str, ClassTotal] = {}
+        for p in self.partitions:
+            c = totals.setdefault(p.class_id, ClassTotal(p.class_id, 0, 0, 0))
+            c.partitions += 1
+            c.rows += p.rows
+            c.total_bytes += p.total_bytes
+        return list(totals.values())
 
     def by_term(self) -> list[TermTotal]:
         totals: dict[str | None, TermTotal] = {}

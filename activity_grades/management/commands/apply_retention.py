@@ -8,6 +8,7 @@ from activity_grades.core.exceptions import RetentionError
 from activity_grades.operations import retention
 
 from ._confirm import human_bytes, review
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -55,8 +56,16 @@ class Command(BaseCommand):
             noinput=not options["interactive"],
         ):
             return
+        progress = Progress(
+            self,
+            "Dropping archive years",
+            "tables",
+            options["verbosity"],
+            detail=lambda item, rows: f"{item.table_name} ({item.academic_year}): {rows} rows",
+        )
         try:
-            result = plan.apply()
+            with progress:
+                result = plan.apply(progress)
         except RetentionError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(

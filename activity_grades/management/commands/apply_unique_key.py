@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import ActivityGradesError, UniqueKeyError
 from activity_grades.operations import unique_key
-from activity_grades.operations.base import Progress
 
 from ._confirm import review
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -48,8 +48,12 @@ class Command(BaseCommand):
             noinput=not options["interactive"],
         ):
             return
+        progress = Progress(
+            self, "Switching tables", "tables", options["verbosity"], detail=self._detail
+        )
         try:
-            result = plan.apply(self._progress(options["verbosity"]))
+            with progress:
+                result = plan.apply(progress)
         except UniqueKeyError as exc:  # from the key table, the first table: nothing changed
             raise CommandError(str(exc)) from exc
         except ActivityGradesError as exc:
@@ -61,12 +65,6 @@ class Command(BaseCommand):
             )
         )
 
-    def _progress(self, verbosity: int) -> Progress:
-        def report(done: int, total: int, item: unique_key.KeyItem, statements: list[str]) -> None:
-            if verbosity >= 1:
-                self.stdout.write(f"  [{done}/{total}] {item.table}: {item.change}")
-            if verbosity >= 2:
-                for text in statements:
-                    self.stdout.write(f"      {text}")
-
-        return report
+    @staticmethod
+    def _detail(item: unique_key.KeyItem, statements: list[str]) -> str:
+        return "\n".join([f"{item.table}: {item.change}", *(f"      {t}" for t in statements)])

@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import ArchiveError
 from activity_grades.operations import archive
-from activity_grades.operations.base import Progress
 
 from ._confirm import human_bytes, review
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -73,8 +73,12 @@ class Command(BaseCommand):
             noinput=not options["interactive"],
         ):
             return
+        progress = Progress(
+            self, "Archiving", "partitions", options["verbosity"], detail=self._detail
+        )
         try:
-            result = plan.apply(self._progress(options["verbosity"]))
+            with progress:
+                result = plan.apply(progress)
         except ArchiveError as exc:
             raise CommandError(f"{exc} (partitions archived before it stay archived)") from exc
         skipped = f", {len(result.skipped)} already archived" if result.skipped else ""
@@ -85,10 +89,6 @@ class Command(BaseCommand):
             )
         )
 
-    def _progress(self, verbosity: int) -> Progress:
-        def report(done: int, total: int, item: archive.ArchiveItem, rows: int | None) -> None:
-            if verbosity >= 1:
-                what = "already archived" if rows is None else f"{rows} rows"
-                self.stdout.write(f"  [{done}/{total}] {item.table_name}: {what}")
-
-        return report
+    @staticmethod
+    def _detail(item: archive.ArchiveItem, rows: int | None) -> str:
+        return f"{item.table_name}: {'already archived' if rows is None else f'{rows} rows'}"

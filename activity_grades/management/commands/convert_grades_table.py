@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -9,6 +8,7 @@ from activity_grades.core.exceptions import ConversionError, LockTimeout
 from activity_grades.operations import convert
 
 from ._confirm import review
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -68,22 +68,15 @@ class Command(BaseCommand):
             noinput=not options["interactive"],
         ):
             return
-        started = time.monotonic()
-        clock = {"last": 0.0}
+        moved = Progress(self, "Moving rows", "rows", min(options["verbosity"], 1))
 
         def progress(done: int, total: int, step: str, rows: int) -> None:
-            if options["verbosity"] < 1 or step != "move":
-                return
-            elapsed = max(time.monotonic() - started, 1e-6)
-            if elapsed - clock["last"] < 2 and done < total:
-                return
-            clock["last"] = elapsed
-            rate = done / elapsed
-            eta = (total - done) / rate if rate and total > done else 0
-            self.stdout.write(f"  moved {done}/{total} rows, {rate:,.0f} rows/s, ETA {eta:.0f} s")
+            if step == "move":
+                moved(done, total)
 
         try:
-            result = plan.apply(progress)
+            with moved:
+                result = plan.apply(progress)
         except (ConversionError, LockTimeout) as exc:
             raise CommandError(
                 f"{exc} (batches done before it stay done; rerun to continue)"

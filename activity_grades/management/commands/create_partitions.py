@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import PartitioningError
 from activity_grades.operations import create
-from activity_grades.operations.base import Progress
+
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -57,8 +57,17 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._print_plan(plan, verbosity)
             return
+        progress = Progress(
+            self,
+            "Creating partitions",
+            "partitions",
+            verbosity,
+            detail=lambda planned, _created: planned.table_name,
+            minimum=100,
+        )
         try:
-            result = plan.apply(self._progress(verbosity))
+            with progress:
+                result = plan.apply(progress)
         except PartitioningError as exc:
             raise CommandError(str(exc)) from exc
         changed = (
@@ -89,21 +98,3 @@ class Command(BaseCommand):
             for statement in p.statements:
                 self.stdout.write(f"      {statement};")
         self.stdout.write(f"{len(plan.existing)} already exist. Dry run: nothing was changed.")
-
-    def _progress(self, verbosity: int) -> Progress:
-        """Per-table lines at -v 2; otherwise a line every 5% for long runs."""
-        tty = sys.stdout.isatty() and self.stdout._out is sys.stdout
-
-        def report(done: int, total: int, planned: create.PlannedPartition, _created: bool) -> None:
-            if verbosity >= 2:
-                self.stdout.write(f"  [{done}/{total}] {planned.table_name}")
-            elif verbosity >= 1 and total >= 100:
-                step = max(1, total // 20)
-                if tty:
-                    self.stdout.write(f"\r  {done}/{total} partitions", ending="")
-                    if done == total:
-                        self.stdout.write("")
-                elif done % step == 0 or done == total:
-                    self.stdout.write(f"  {done}/{total} partitions")
-
-        return report

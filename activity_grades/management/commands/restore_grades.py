@@ -8,6 +8,7 @@ from activity_grades.core.exceptions import ArchiveError
 from activity_grades.operations import restore
 
 from ._confirm import review
+from ._progress import Progress
 
 
 class Command(BaseCommand):
@@ -58,14 +59,13 @@ class Command(BaseCommand):
         ):
             return
 
-        def progress(
-            done: int, total: int, item: restore.RestoreItem, outcome: tuple[str, int]
-        ) -> None:
-            if options["verbosity"] >= 1:
-                self.stdout.write(f"  [{done}/{total}] class {item.class_id!r}: {outcome[1]} rows")
+        def detail(item: restore.RestoreItem, outcome: tuple[str, int]) -> str:
+            return f"class {item.class_id!r}: {outcome[1]} rows into {outcome[0]}"
 
+        progress = Progress(self, "Restoring", "groups", options["verbosity"], detail=detail)
         try:
-            result = plan.apply(progress)
+            with progress:
+                result = plan.apply(progress)
         except ArchiveError as exc:
             raise CommandError(f"{exc} (groups restored before it stay restored)") from exc
         self.stdout.write(
