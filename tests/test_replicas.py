@@ -168,6 +168,14 @@ fresh(lagging)
 out = io.StringIO()
 call_command("check_partitions", stdout=out)
 assert "lags" in out.getvalue() and "REPLICA_MAX_LAG" in out.getvalue(), out.getvalue()
+# The metrics say so too (JSON and Prometheus).
+from activity_grades.reporting import metrics, prometheus
+data = metrics.collect()
+(shown,) = data["replicas"]
+assert shown["alias"] == "replica" and shown["fit"] is False and shown["lag_seconds"] > 1, shown
+text, _ = prometheus.exposition(data)
+assert b'activity_grades_replica_fit{replica="replica"} 0.0' in text, text
+assert b'activity_grades_replica_lag_seconds{replica="replica"}' in text
 standby("SELECT pg_wal_replay_resume()")
 caught_up()
 assert fresh(replicas.reader) == "replica"

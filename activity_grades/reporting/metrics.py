@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
+from .. import replicas
 from ..db import runs
 from . import locks, stats
 
@@ -63,10 +65,22 @@ def collect(using: str = "default") -> dict[str, Any]:
     Keys starting with ``_`` hold the typed objects behind it (``_overview``, ``_age``,
     ``_headroom``) for the Prometheus families; ``public()`` drops them.
     """
-    ov = stats.overview(using=using)
+    # Sizes and estimates are the same on a streaming replica: read one when it is fit.
+    ov = stats.overview(using=replicas.reader(using))
     age = maintenance_age(using)
     room = locks.headroom(using)
+    standbys = replicas.replica_states() if using == DEFAULT_DB_ALIAS else []
     return {
+        "replicas": [
+            {
+                "alias": r.alias,
+                "fit": r.ok,
+                "lag_seconds": r.lag_seconds,
+                "lag_bytes": r.lag_bytes,
+                "problem": r.problem,
+            }
+            for r in standbys
+        ],
         "locks": {
             "whole_tree_query_locks": room.locks_per_whole_tree_query,
             "lock_capacity": room.capacity,
@@ -85,6 +99,7 @@ def collect(using: str = "default") -> dict[str, Any]:
         "_overview": ov,
         "_age": age,
         "_headroom": room,
+        "_replicas": standbys,
     }
 
 

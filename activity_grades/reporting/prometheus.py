@@ -231,7 +231,34 @@ def families(
     yield from _term_families(ov)
     for name, help_text, value in SCALARS:
         yield GaugeMetricFamily(name, help_text, value=_value(value(data)))
+    yield from _replica_families(data["_replicas"])
     yield up(True)
+
+
+def _replica_families(states: list[Any]) -> Iterator[Metric]:
+    """Per read replica (``READ_REPLICAS``): fit to read, and its lag (NaN: unknown)."""
+    if not states:
+        return
+    fit = GaugeMetricFamily(
+        "activity_grades_replica_fit",
+        "1 when reporting reads may go to the read replica, 0 when they go to the primary.",
+        labels=["replica"],
+    )
+    lag = GaugeMetricFamily(
+        "activity_grades_replica_lag_seconds",
+        "Seconds the read replica's replay is behind the primary (NaN: unknown).",
+        labels=["replica"],
+    )
+    behind = GaugeMetricFamily(
+        "activity_grades_replica_lag_bytes",
+        "Bytes of WAL the read replica has not replayed yet (NaN: unknown).",
+        labels=["replica"],
+    )
+    for r in states:
+        fit.add_metric([r.alias], int(r.ok))
+        lag.add_metric([r.alias], _value(r.lag_seconds))
+        behind.add_metric([r.alias], _value(r.lag_bytes))
+    yield from (fit, lag, behind)
 
 
 def up(read: bool) -> Metric:
