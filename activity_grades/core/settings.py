@@ -237,6 +237,9 @@ class AppSettings:
         "archive/restore/retention lock_timeout (None: LOCK_TIMEOUT)",
         lambda v: None if v is None else _duration(v),
     )
+    ARCHIVE_CHUNK_ROWS = Setting[int](
+        1000, int, "grades per chunk of the compressed archive (docs/archiving.md)", _positive
+    )
     RETENTION_YEARS = Setting[int | None](
         None, (int, _NONE), "academic years of archive to keep (None: forever)", _positive
     )

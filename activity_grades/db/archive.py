@@ -1,7 +1,10 @@
-"""SQL of the archive: copying a leaf into its academic year's table and back, verified.
+"""SQL of the row-per-grade archive, the checksum both formats share, and retention.
 
-``archived_activity_grades`` is LIST-partitioned by academic year (migration 0003); each
-year's table is registered in ``activity_grades_archive_year`` and carries the marker
+Migration 0003 archived one row per grade into ``archived_activity_grades``, LIST-
+partitioned by academic year. Since migration 0012 that table is
+``archived_activity_grades_rows`` (registry ``activity_grades_archive_rows_year``): new
+archives are written as compressed chunks (``db/chunks.py``); the rows here are read,
+restored and converted (``compress_archive``). Every year table carries the marker
 ``activity_grades:archive``. Verification compares a count and an order-independent
 checksum of every column of the rows on both sides, inside the moving transaction.
 """
@@ -12,38 +15,46 @@ from typing import Any
 
 from psycopg import sql
 
-from ..core.constants import ARCHIVE_PARENT
+from ..core.constants import ARCHIVE_CHUNK_PARENT, ARCHIVE_ROWS_PARENT
 from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
     "Checksum",
+    "YearTable",
     "archived_groups",
     "checksum_archived",
+    "checksum_expr",
+    "columns_sql",
     "checksum_archived_copy_of_leaf",
     "checksum_leaf",
     "checksum_restored",
     "copy_leaf",
     "delete_keys_of",
     "delete_restored",
+    "forget_year",
     "is_marked_year_table",
     "restore_rows",
     "year_table",
+    "year_tables",
     "year_tables_before",
 ]
 
 Checksum = tuple[int, Any]  # (count, sum of 64-bit row hashes)
 
 
-def _checksum(cols: list[str], alias: str) -> sql.Composed:
-    """count + order-independent sum of a 64-bit hash of every column of each row.
+def checksum_expr(row: sql.Composable) -> sql.Composed:
+    """count + order-independent sum of a 64-bit hash of the values ``row`` lists, per row.
 
     ``hash_record_extended`` (PostgreSQL 14+) hashes each value with its type's hash
     function: about 4x faster than hashing the row's text on large jsonb/text values.
     """
-    row = sql.SQL(", ").join(sql.Identifier(alias, c) for c in cols)
     return sql.SQL(
         "SELECT count(*), coalesce(sum(hash_record_extended(ROW({}), 0)::numeric), 0)"
     ).format(row)
+
+
+def _checksum(cols: list[str], alias: str) -> sql.Composed:
+    return checksum_expr(sql.SQL(", ").join(sql.Identifier(alias, c) for c in cols))
 
 
 def _one(cur: Cursor) -> Checksum:
@@ -51,17 +62,21 @@ def _one(cur: Cursor) -> Checksum:
     return count, total
 
 
-def _columns(cols: list[str]) -> sql.Composable:
+def columns_sql(cols: list[str]) -> sql.Composable:
+    """``"a", "b", ...``"""
     return sql.SQL(", ").join(map(sql.Identifier, cols))
 
 
 # -- archive: leaf -> year table -------------------------------------------------
 
 
-def year_table(cur: Cursor, year: str) -> str | None:
-    """The archive table of an academic year, if it has one."""
+def year_table(cur: Cursor, year: str, rows_format: bool = False) -> str | None:
+    """The chunk table of an academic year (``rows_format``: its row table), if any."""
     cur.execute(
-        "SELECT table_name FROM activity_grades_archive_year WHERE academic_year = %s", [year]
+        "SELECT table_name FROM activity_grades_archive_rows_year WHERE academic_year = %s"
+        if rows_format
+        else "SELECT table_name FROM activity_grades_archive_year WHERE academic_year = %s",
+        [year],
     )
     row = cur.fetchone()
     return row[0] if row else None
@@ -72,7 +87,7 @@ def copy_leaf(cur: Cursor, leaf: str, target: str, cols: list[str], year: str) -
     execute(
         cur,
         sql.SQL("INSERT INTO {} ({}, academic_year) SELECT {}, %s FROM ONLY {} ORDER BY id").format(
-            sql.Identifier(target), _columns(cols), _columns(cols), sql.Identifier(leaf)
+            sql.Identifier(target), columns_sql(cols), columns_sql(cols), sql.Identifier(leaf)
         ),
         [year],
     )
@@ -138,7 +153,7 @@ def restore_rows(
         cur,
         sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ONLY {} a").format(
             sql.Identifier(leaf),
-            _columns(cols),
+            columns_sql(cols),
             sql.SQL(", ").join(sql.Identifier("a", c) for c in cols),
             sql.Identifier(source),
         )
@@ -188,31 +203,51 @@ def delete_restored(cur: Cursor, source: str, class_id: str, term_id: str) -> in
 
 # -- retention ---------------------------------------------------------------------
 
+YearTable = tuple[str, str, int, bool]  # (academic year, table, total bytes, row format)
 
-def year_tables_before(using: str, year: str) -> list[tuple[str, str, int]]:
-    """(academic year, table, total bytes) of every archive year sorting before ``year``."""
-    return fetch_rows(
+_YEAR_TABLES = (
+    "SELECT y.academic_year, y.table_name, coalesce(pg_total_relation_size(c.oid), 0), "
+    "y.rows_format FROM (SELECT academic_year, table_name, false AS rows_format "
+    "FROM activity_grades_archive_year UNION ALL SELECT academic_year, table_name, true "
+    "FROM activity_grades_archive_rows_year) y "
+    "LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(y.table_name)) "
+)
+
+
+def year_tables_before(using: str, year: str) -> list[YearTable]:
+    """Every archive table (both formats) of the academic years sorting before ``year``."""
+    rows = fetch_rows(
         using,
-        "SELECT y.academic_year, y.table_name, coalesce(pg_total_relation_size(c.oid), 0) "
-        "FROM activity_grades_archive_year y "
-        "LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(y.table_name)) "
-        "WHERE y.academic_year < %s ORDER BY y.academic_year",
+        _YEAR_TABLES + "WHERE y.academic_year < %s ORDER BY y.academic_year, y.rows_format",
         [year],
     )
+    return [(y, t, int(b), bool(f)) for y, t, b, f in rows]
+
+
+def year_tables(using: str) -> list[YearTable]:
+    """Every archive table of both formats, by academic year."""
+    rows = fetch_rows(using, _YEAR_TABLES + "ORDER BY y.academic_year, y.rows_format")
+    return [(y, t, int(b), bool(f)) for y, t, b, f in rows]
 
 
 def is_marked_year_table(cur: Cursor, table: str, marker: str) -> bool:
-    """Whether ``table`` carries ``marker`` and is a partition of the archive's parent."""
+    """Whether ``table`` carries ``marker`` and is a partition of an archive parent."""
     cur.execute(
         "SELECT obj_description(c.oid, 'pg_class') = %s "
         "AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid "
-        "            AND i.inhparent = to_regclass(%s)) "
+        "            AND i.inhparent IN (to_regclass(%s), to_regclass(%s))) "
         "FROM pg_class c WHERE c.oid = to_regclass(quote_ident(%s))",
-        [marker, ARCHIVE_PARENT, table],
+        [marker, ARCHIVE_CHUNK_PARENT, ARCHIVE_ROWS_PARENT, table],
     )
     row = cur.fetchone()
     return bool(row and row[0])
 
 
-def forget_year(cur: Cursor, year: str) -> None:
-    cur.execute("DELETE FROM activity_grades_archive_year WHERE academic_year = %s", [year])
+def forget_year(cur: Cursor, year: str, rows_format: bool = False) -> None:
+    """Remove a dropped year table from its registry."""
+    cur.execute(
+        "DELETE FROM activity_grades_archive_rows_year WHERE academic_year = %s"
+        if rows_format
+        else "DELETE FROM activity_grades_archive_year WHERE academic_year = %s",
+        [year],
+    )

@@ -1,7 +1,8 @@
 """Retention of archived grades: drop whole academic years from the archive.
 
-Only archive tables (children of ``archived_activity_grades`` with the marker
-``activity_grades:archive``) are ever dropped; live partitions are never touched.
+Only archive tables (children of ``archived_activity_grades_chunk`` or of the row archive
+``archived_activity_grades_rows``, with the marker ``activity_grades:archive``) are ever
+dropped; live partitions are never touched.
 Academic years compare as text (``"2022-2023" < "2023-2024"``), as with
 ``archive_grades --before-academic-year``.
 """
@@ -14,11 +15,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ..core.constants import ARCHIVE_MARKER, ARCHIVE_PARENT, LOGGER_NAME
+from ..core.constants import ARCHIVE_CHUNK_PARENT, ARCHIVE_MARKER, LOGGER_NAME
 from ..core.exceptions import RetentionError
 from ..core.settings import app_settings
 from ..db import archive as sql_archive
-from ..db import catalog, ddl, lms
+from ..db import catalog, chunks, ddl, lms
 from ..db.connection import Cursor, cursor
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -39,6 +40,7 @@ class RetentionItem:
     table_name: str
     rows: int
     bytes: int
+    rows_format: bool = False  # a row table of before migration 0012, not chunks
 
 
 @dataclass
@@ -78,14 +80,19 @@ class RetentionPlan(Plan[RetentionItem, RetentionResult]):
         def drop(cur: Cursor) -> None:
             if not sql_archive.is_marked_year_table(cur, item.table_name, ARCHIVE_MARKER):
                 raise RetentionError(
-                    f"refusing to drop {item.table_name}: not a marked child of {ARCHIVE_PARENT}"
+                    f"refusing to drop {item.table_name}: not a marked child of "
+                    f"{ARCHIVE_CHUNK_PARENT} or of the row archive"
                 )
-            counted.append(catalog.exact_count(cur, item.table_name))
+            counted.append(_count(cur, item.table_name, item.rows_format))
             ddl.drop_table(cur, item.table_name)
-            sql_archive.forget_year(cur, item.academic_year)
+            sql_archive.forget_year(cur, item.academic_year, item.rows_format)
 
         run_steps(self.using, app_settings.archive_lock_timeout, [drop])
         return counted[0]
+
+
+def _count(cur: Cursor, table: str, rows_format: bool) -> int:
+    return catalog.exact_count(cur, table) if rows_format else chunks.year_count(cur, table)
 
 
 def current_academic_year(now: datetime | None = None, using: str = "default") -> str | None:
@@ -119,8 +126,9 @@ def plan(
     oldest_kept = up_to_current[max(0, len(up_to_current) - keep)]
     items: list[RetentionItem] = []
     with cursor(using) as cur:
-        for year, table, size in sql_archive.year_tables_before(using, oldest_kept):
-            items.append(RetentionItem(year, table, catalog.exact_count(cur, table), size))
+        for year, table, size, rows_format in sql_archive.year_tables_before(using, oldest_kept):
+            rows = _count(cur, table, rows_format)
+            items.append(RetentionItem(year, table, rows, size, rows_format))
     return RetentionPlan(
         items, using=using, keep_years=keep, current_year=current, oldest_kept=oldest_kept
     )
