@@ -208,6 +208,7 @@ def rows_archive(c, leaves: list[str]) -> int:
 
 # Other chunk designs, built from the same leaves with the app's own copy.
 DESIGNS = {
+    "chunks_lz4_bpr": ("lz4", 1000),
     "chunks_pglz_bpr": ("pglz", 1000),
     "chunks_250_bpr": ("lz4", 250),
     "chunks_4000_bpr": ("lz4", 4000),

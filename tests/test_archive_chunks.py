@@ -3,6 +3,7 @@ stay readable through the view, the model and student_history, and take few byte
 
 from __future__ import annotations
 
+import json
 import re
 from io import StringIO
 
@@ -11,12 +12,14 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from django.urls import reverse
 from psycopg import sql
 
 from activity_grades.models import ArchivedActivityGrade
 from activity_grades.service import student_history
 from gradeproject.lms.models import Activity
 
+from .admin_support import staff
 from .archive_support import COLUMNS, add_grades, ids, scalar
 
 # Every kind of value the columns take: NULLs, NaN and both infinities, -0, scores that
@@ -179,3 +182,34 @@ def test_chunk_size_changes_nothing_but_the_layout(lms, n):
         archive("--term", "2023_fall")
     assert exact("archived_activity_grades") == original
     assert scalar("SELECT count(*) FROM archived_activity_grades_chunk") == (25 if n == 1 else 1)
+
+
+def test_report_and_admin_show_size_and_ratio_per_year(lms, client):
+    for n in range(10):
+        Activity.objects.create(id=f"123/r{n}", school_class_id="123", title=f"R{n}")
+        add_grades(f"123/r{n}", "2023-09-01", 300, f"r{n}-")
+    leaf_bytes = scalar("SELECT pg_total_relation_size('activity_grades_class_123_term_2023_fall')")
+    archive("--term", "2023_fall")
+
+    out = StringIO()
+    call_command("partition_report", "--format", "json", stdout=out)
+    (year,) = json.loads(out.getvalue())["archive_years"]
+    assert (year["academic_year"], year["rows"], year["source_bytes"]) == (
+        "2023-2024",
+        3000,
+        leaf_bytes,
+    )
+    assert year["ratio"] == leaf_bytes / year["bytes"] and year["ratio"] > 2
+    out = StringIO()
+    call_command("partition_report", stdout=out)
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("2023-2024"))
+    assert "3,000" in line and f"{year['ratio']:.1f}x" in line
+
+    client.force_login(staff("root", superuser=True))
+    page = client.get(reverse("admin:activity_grades_partition_changelist")).content.decode()
+    table = page.split('id="ag-archive-years"')[1].split("</table>")[0]
+    assert "2023-2024" in table and "3000" in table and f"{year['ratio']:.1f}" in table
+
+    # A restore takes the grades (and their share of the source bytes) out of the year.
+    call_command("restore_grades", "--term", "2023_fall", "--noinput", stdout=StringIO())
+    assert scalar("SELECT rows || '/' || source_bytes FROM activity_grades_archive_year") == "0/0"

@@ -34,6 +34,7 @@ __all__ = [
     "forget_year",
     "is_marked_year_table",
     "restore_rows",
+    "year_stats",
     "year_table",
     "year_tables",
     "year_tables_before",
@@ -251,3 +252,25 @@ def forget_year(cur: Cursor, year: str, rows_format: bool = False) -> None:
         else "DELETE FROM activity_grades_archive_year WHERE academic_year = %s",
         [year],
     )
+
+
+def year_stats(using: str) -> list[tuple[str, str, bool, int, int, int]]:
+    """(year, table, row format, total bytes, grades, source bytes) of every archive table.
+
+    Chunk tables: grades and source bytes from their registry row (kept by every archive,
+    restore and conversion, in its transaction). Row tables: the planner's estimate of
+    their rows (``reltuples``, no scan) and no source bytes.
+    """
+    rows = fetch_rows(
+        using,
+        "SELECT y.academic_year, y.table_name, y.rows_format, "
+        "coalesce(pg_total_relation_size(c.oid), 0), "
+        "CASE WHEN y.rows_format THEN greatest(coalesce(c.reltuples, 0), 0)::bigint "
+        "ELSE y.rows END, y.source_bytes "
+        "FROM (SELECT academic_year, table_name, false AS rows_format, rows, source_bytes "
+        "FROM activity_grades_archive_year UNION ALL SELECT academic_year, table_name, true, "
+        "0, 0 FROM activity_grades_archive_rows_year) y "
+        "LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(y.table_name)) "
+        "ORDER BY y.academic_year, y.rows_format",
+    )
+    return [(y, t, bool(f), int(b), int(n), int(s)) for y, t, f, b, n, s in rows]
