@@ -45,6 +45,7 @@ from .models import (
 )
 from .operations import (
     archive,
+    compress,
     convert,
     create,
     maintenance,
@@ -55,6 +56,7 @@ from .operations import (
 )
 from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
 from .operations.base import Plan, Progress, Result
+from .operations.compress import CompressItem, CompressPlan, CompressResult
 from .operations.convert import ConversionPlan, ConversionResult
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
 from .operations.maintenance import MaintenancePlan, MaintenanceResult
@@ -62,6 +64,7 @@ from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
 from .operations.unique_key import KeyItem, UniqueKeyPlan, UniqueKeyResult
+from .reporting.archive import ArchiveYear, archive_years
 from .reporting.metrics import collect as collect_metrics
 from .reporting.stats import Overview, PartitionStats, overview
 from .service import (
@@ -94,6 +97,7 @@ __all__ = [
     "Term",
     # operations: <module>.plan(...) -> Plan; Plan.apply(progress) -> Result
     "archive",
+    "compress",
     "convert",
     "create",
     "maintenance",
@@ -106,6 +110,9 @@ __all__ = [
     "Result",
     "ArchiveItem",
     "ArchivePlan",
+    "CompressItem",
+    "CompressPlan",
+    "CompressResult",
     "ConversionPlan",
     "ConversionResult",
     "ArchiveResult",
@@ -127,6 +134,8 @@ __all__ = [
     "UniqueKeyPlan",
     "UniqueKeyResult",
     # reporting
+    "ArchiveYear",
+    "archive_years",
     "Overview",
     "PartitionStats",
     "overview",

@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0009.json``); migrated back to 0008 it equals
+  (``tests/fixtures/catalog_0012.json``); migrated back to 0009 it equals
+  ``catalog_0009.json``, back to 0008
   ``catalog_0008.json``, back to 0007
   ``catalog_0007.json``, back to 0006
   ``catalog_0006.json``, back to 0005 ``catalog_0005.json`` and back to 0002
@@ -28,7 +29,8 @@ records new snapshots the same way: ``catalog_0006.json`` was recorded by
 ``-k migrate_forward`` when 0006 was the newest migration, ``catalog_0007.json`` (the
 uniqueness key, 0007) the same way once 0007 existed, ``catalog_0008.json`` (the
 conversion's state, 0008) once 0008 existed, ``catalog_0009.json`` (the functions'
-search_path, 0009) once 0009 existed.
+search_path, 0009) once 0009 existed, ``catalog_0012.json`` (the compressed archive,
+0012) once 0012 existed.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ SEARCH_PATH_FUNCTIONS = {
 }
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
 CATALOG_0008 = FIXTURES / "catalog_0008.json"
-CATALOG_LATEST = FIXTURES / "catalog_0009.json"  # migrated to the newest migration
+CATALOG_0009 = FIXTURES / "catalog_0009.json"
+CATALOG_LATEST = FIXTURES / "catalog_0012.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -430,6 +433,9 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0012's reverse drops the compressed archive (chunks, view, registry), renames the
+        # row archive back and loads archive_year v1.
+        ("0009", CATALOG_0009),
         # 0009's reverse resets the search_path of the six functions triggers call.
         ("0008", CATALOG_0008),
         # 0008's reverse drops the conversion's two state tables.

@@ -22,6 +22,12 @@ __all__ = [
     "Checksum",
     "YearTable",
     "archived_groups",
+    "checksum_row_group",
+    "delete_row_group",
+    "ensure_rows_year",
+    "row_groups",
+    "catalog_count",
+    "share_of_size",
     "checksum_archived",
     "checksum_expr",
     "columns_sql",
@@ -274,3 +280,100 @@ def year_stats(using: str) -> list[tuple[str, str, bool, int, int, int]]:
         "ORDER BY y.academic_year, y.rows_format",
     )
     return [(y, t, bool(f), int(b), int(n), int(s)) for y, t, f, b, n, s in rows]
+
+
+# -- compress_archive: row archive <-> chunks ----------------------------------------
+
+_ROW_GROUP = sql.SQL(
+    " WHERE r.class_id IS NOT DISTINCT FROM %s AND r.term_id IS NOT DISTINCT FROM %s"
+)
+
+
+def row_groups(cur: Cursor, table: str) -> list[tuple[str | None, str | None, int]]:
+    """(class, term, grades) of every group in one row archive table."""
+    execute(
+        cur,
+        sql.SQL(
+            "SELECT class_id, term_id, count(*) FROM ONLY {} GROUP BY 1, 2 ORDER BY 1, 2"
+        ).format(sql.Identifier(table)),
+    )
+    return [(c, t, int(n)) for c, t, n in cur.fetchall()]
+
+
+def checksum_row_group(
+    cur: Cursor, cols: list[str], table: str, class_id: str | None, term_id: str | None
+) -> Checksum:
+    """Checksum of ``cols`` (grade columns and ``archived_at``) of one group's rows."""
+    execute(
+        cur,
+        _checksum(cols, "r")
+        + sql.SQL(" FROM ONLY {} r").format(sql.Identifier(table))
+        + _ROW_GROUP,
+        [class_id, term_id],
+    )
+    return _one(cur)
+
+
+def delete_row_group(cur: Cursor, table: str, class_id: str | None, term_id: str | None) -> int:
+    execute(
+        cur,
+        sql.SQL("DELETE FROM ONLY {} r").format(sql.Identifier(table)) + _ROW_GROUP,
+        [class_id, term_id],
+    )
+    return cur.rowcount
+
+
+def share_of_size(cur: Cursor, table: str, rows: int) -> int:
+    """Bytes of ``rows`` grades of ``table``: its total size in proportion to its rows
+    (the planner's row estimate; a count when the table was never analyzed)."""
+    cur.execute(
+        "SELECT pg_total_relation_size(c.oid), c.reltuples FROM pg_class c "
+        "WHERE c.oid = to_regclass(quote_ident(%s))",
+        [table],
+    )
+    size, estimate = cur.fetchone()
+    total = estimate if estimate and estimate > 0 else catalog_count(cur, table)
+    return int(size * rows / max(total, rows)) if total or rows else 0
+
+
+def catalog_count(cur: Cursor, table: str) -> int:
+    execute(cur, sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(table)))
+    return int(cur.fetchone()[0])
+
+
+def ensure_rows_year(cur: Cursor, year: str) -> str:
+    """The row archive table of ``year``, created as migration 0003 made them if missing."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"rows-year|{year}"])
+    table = year_table(cur, year, rows_format=True)
+    if table is not None:
+        return table
+    cur.execute(
+        "SELECT CASE WHEN s = %s AND s <> '' AND length('archived_activity_grades_y_' || s) <= 63 "
+        "AND to_regclass(quote_ident('archived_activity_grades_y_' || s)) IS NULL "
+        "THEN 'archived_activity_grades_y_' || s ELSE 'archived_activity_grades_y_' "
+        "|| left(s, 20) || '_' || substr(md5(%s), 1, 10) END "
+        "FROM activity_grades_slug(%s) s",
+        [year, year, year],
+    )
+    name: str = cur.fetchone()[0]
+    table_id = sql.Identifier(name)
+    execute(
+        cur,
+        sql.SQL(
+            "CREATE TABLE {} PARTITION OF {} FOR VALUES IN (%s) "
+            "WITH (fillfactor = 100, toast_tuple_target = 128)"
+        ).format(table_id, sql.Identifier(ARCHIVE_ROWS_PARENT)),
+        [year],
+    )
+    execute(
+        cur,
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (id)").format(
+            table_id, sql.Identifier(f"{name[:58]}_pkey")
+        ),
+    )
+    execute(cur, sql.SQL("COMMENT ON TABLE {} IS 'activity_grades:archive'").format(table_id))
+    cur.execute(
+        "INSERT INTO activity_grades_archive_rows_year (academic_year, table_name) VALUES (%s, %s)",
+        [year, name],
+    )
+    return name

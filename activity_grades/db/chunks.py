@@ -35,8 +35,10 @@ __all__ = [
     "checksum_group",
     "checksum_restored",
     "copy_leaf",
+    "copy_row_group",
     "delete_group",
     "grades_of_student",
+    "groups",
     "restore_group",
     "unnested",
     "year_count",
@@ -50,18 +52,25 @@ _ORDER = sql.SQL('{s}.student_id COLLATE "C", {s}.activity_id COLLATE "C", {s}.i
 ChunkCopy = tuple[list[int], int]  # (chunk ids written, grades in them)
 
 
+# Held once per chunk: the grades' class and term, and the archive's own two columns.
+_CHUNK_LEVEL = frozenset({*CHUNK_GROUP_COLUMNS, "archived_at", "academic_year"})
+
+
 def array_columns(cols: list[str]) -> list[str]:
-    """The grade columns stored as arrays (all but the ones a chunk holds once)."""
-    return [c for c in cols if c not in CHUNK_GROUP_COLUMNS]
+    """The columns of ``cols`` stored as arrays (all but the ones a chunk holds once)."""
+    return [c for c in cols if c not in _CHUNK_LEVEL]
 
 
 def unnested(
     cols: list[str], chunk: str = "c", row: str = "u"
 ) -> tuple[sql.Composed, sql.Composed]:
-    """(select list of ``cols`` read from chunk alias ``chunk``, its LATERAL unnest clause)."""
+    """(select list of ``cols`` read from chunk alias ``chunk``, its LATERAL unnest clause).
+
+    ``cols`` are grade columns, and may include ``archived_at`` and ``academic_year``.
+    """
     arrays = array_columns(cols)
     select = sql.SQL(", ").join(
-        sql.Identifier(chunk if c in CHUNK_GROUP_COLUMNS else row, c) for c in cols
+        sql.Identifier(chunk if c in _CHUNK_LEVEL else row, c) for c in cols
     )
     lateral = sql.SQL(" CROSS JOIN LATERAL unnest({}) AS {}({})").format(
         sql.SQL(", ").join(sql.Identifier(chunk, c) for c in arrays),
@@ -78,29 +87,67 @@ def copy_leaf(
     cur: Cursor, leaf: str, target: str, cols: list[str], year: str, chunk_rows: int
 ) -> ChunkCopy:
     """Write every grade of ``leaf`` into chunks of ``target``; (chunk ids, grades)."""
+    source = sql.SQL("ONLY {} l").format(sql.Identifier(leaf))
+    return _copy(cur, source, [], target, cols, year, chunk_rows, keep_archived_at=False)
+
+
+def copy_row_group(
+    cur: Cursor,
+    source: str,
+    class_id: str | None,
+    term_id: str | None,
+    target: str,
+    cols: list[str],
+    year: str,
+    chunk_rows: int,
+) -> ChunkCopy:
+    """Write the grades of (class, term) in the row archive table ``source`` into chunks of
+    ``target``, each keeping its ``archived_at`` (grades archived at different times go to
+    different chunks); (chunk ids, grades)."""
+    where = sql.SQL(
+        "(SELECT * FROM ONLY {} r WHERE r.class_id IS NOT DISTINCT FROM %s "
+        "AND r.term_id IS NOT DISTINCT FROM %s) l"
+    ).format(sql.Identifier(source))
+    return _copy(cur, where, [class_id, term_id], target, cols, year, chunk_rows, True)
+
+
+def _copy(
+    cur: Cursor,
+    source: sql.Composable,
+    params: list[Any],
+    target: str,
+    cols: list[str],
+    year: str,
+    chunk_rows: int,
+    keep_archived_at: bool,
+) -> ChunkCopy:
     arrays = array_columns(cols)
     order = _ORDER.format(s=sql.Identifier("s"))
     aggregates = sql.SQL(", ").join(
         sql.SQL("array_agg({} ORDER BY {})").format(sql.Identifier("s", c), order) for c in arrays
     )
+    when = sql.SQL("l.archived_at") if keep_archived_at else sql.SQL("now()")
     execute(
         cur,
         sql.SQL(
-            "WITH ins AS (INSERT INTO {target} (academic_year, class_id, term_id, chunk_no, "
-            "row_count, {arrays}) SELECT %s, s.class_id, s.term_id, s.chunk_no, count(*), {aggs} "
-            "FROM (SELECT {cols}, ((row_number() OVER (PARTITION BY l.class_id, l.term_id "
-            "ORDER BY {leaf_order}) - 1) / %s)::int AS chunk_no FROM ONLY {leaf} l) s "
-            "GROUP BY s.class_id, s.term_id, s.chunk_no RETURNING chunk_id, row_count) "
+            "WITH ins AS (INSERT INTO {target} (academic_year, class_id, term_id, archived_at, "
+            "chunk_no, row_count, {arrays}) SELECT %s, s.class_id, s.term_id, s.archived_at, "
+            "s.chunk_no, count(*), {aggs} FROM (SELECT {cols}, {when} AS archived_at, "
+            "((row_number() OVER (PARTITION BY l.class_id, l.term_id, {when} "
+            "ORDER BY {source_order}) - 1) / %s)::int AS chunk_no FROM {source}) s "
+            "GROUP BY s.class_id, s.term_id, s.archived_at, s.chunk_no "
+            "RETURNING chunk_id, row_count) "
             "SELECT coalesce(array_agg(chunk_id), '{{}}'), coalesce(sum(row_count), 0) FROM ins"
         ).format(
             target=sql.Identifier(target),
             arrays=columns_sql(arrays),
             aggs=aggregates,
-            cols=sql.SQL(", ").join(sql.Identifier("l", c) for c in cols),
-            leaf_order=_ORDER.format(s=sql.Identifier("l")),
-            leaf=sql.Identifier(leaf),
+            cols=sql.SQL(", ").join(sql.Identifier("l", c) for c in cols if c != "archived_at"),
+            when=when,
+            source_order=_ORDER.format(s=sql.Identifier("l")),
+            source=source,
         ),
-        [year, chunk_rows],
+        [year, chunk_rows, *params],
     )
     ids, rows = cur.fetchone()
     return list(ids), int(rows)
@@ -147,6 +194,18 @@ def year_count(cur: Cursor, table: str) -> int:
 # -- restore: chunks -> leaf -----------------------------------------------------------
 
 _GROUP = sql.SQL(" WHERE c.class_id = %s AND c.term_id = %s")
+
+
+def groups(cur: Cursor, table: str) -> list[tuple[str, str, int]]:
+    """(class, term, grades) of every (class, term) with chunks in ``table``."""
+    execute(
+        cur,
+        sql.SQL(
+            "SELECT class_id, term_id, sum(row_count)::bigint FROM ONLY {} "
+            "WHERE class_id IS NOT NULL AND term_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        ).format(sql.Identifier(table)),
+    )
+    return [(c, t, int(n)) for c, t, n in cur.fetchall()]
 
 
 def archived_groups(
@@ -241,12 +300,7 @@ def grades_of_student(using: str, student: str, cols: list[str]) -> list[tuple[A
     that hold the student are read and unnested), the row archive from its student index.
     ``cols`` are grade columns plus ``archived_at`` and ``academic_year``.
     """
-    chunk_level = {*CHUNK_GROUP_COLUMNS, "archived_at", "academic_year"}
-    grade_cols = [c for c in cols if c not in ("archived_at", "academic_year")]
-    _, lateral = unnested(grade_cols)
-    from_chunks = sql.SQL(", ").join(
-        sql.Identifier("c" if c in chunk_level else "u", c) for c in cols
-    )
+    from_chunks, lateral = unnested(cols)
     query = (
         sql.SQL("SELECT {} FROM {} c").format(from_chunks, sql.Identifier(ARCHIVE_CHUNK_PARENT))
         + lateral
