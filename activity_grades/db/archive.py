@@ -26,6 +26,7 @@ __all__ = [
     "delete_row_group",
     "ensure_rows_year",
     "row_groups",
+    "rows_year_of_table",
     "catalog_count",
     "share_of_size",
     "checksum_archived",
@@ -377,3 +378,13 @@ def ensure_rows_year(cur: Cursor, year: str) -> str:
         [year, name],
     )
     return name
+
+
+def rows_year_of_table(cur: Cursor, table: str) -> str | None:
+    """The academic year a row archive table is registered for, if it is."""
+    cur.execute(
+        "SELECT academic_year FROM activity_grades_archive_rows_year WHERE table_name = %s",
+        [table],
+    )
+    row = cur.fetchone()
+    return row[0] if row else None

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from ..core.constants import (
     ARCHIVE_CHUNK_PARENT,
+    ARCHIVE_PARENT,
     ARCHIVE_ROWS_PARENT,
     CHUNK_GROUP_COLUMNS,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "checksum_group",
     "checksum_restored",
     "copy_leaf",
+    "create_view",
     "copy_row_group",
     "delete_group",
     "grades_of_student",
@@ -288,6 +290,33 @@ def delete_group(cur: Cursor, source: str, class_id: str, term_id: str) -> int:
         [class_id, term_id],
     )
     return int(cur.fetchone()[0])
+
+
+# -- the view -------------------------------------------------------------------------
+
+
+def create_view(cur: Cursor, schema: str, cols: list[str]) -> None:
+    """(Re)create the view ``archived_activity_grades`` in ``schema`` over both formats.
+
+    Migration 0012 creates it for the seed's columns; the conversion of an LMS's own
+    table calls this after giving the archive that table's extra columns or types.
+    """
+    view = sql.Identifier(schema, ARCHIVE_PARENT)
+    both = [*cols, "archived_at", "academic_year"]
+    from_chunks, lateral = unnested(both)
+    execute(cur, sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+    execute(
+        cur,
+        sql.SQL("CREATE VIEW {} AS SELECT {} FROM {} r UNION ALL SELECT {} FROM {} c").format(
+            view,
+            sql.SQL(", ").join(sql.Identifier("r", c) for c in both),
+            sql.Identifier(schema, ARCHIVE_ROWS_PARENT),
+            from_chunks,
+            sql.Identifier(schema, ARCHIVE_CHUNK_PARENT),
+        )
+        + lateral,
+    )
+    execute(cur, sql.SQL("COMMENT ON VIEW {} IS 'activity_grades:archive-view'").format(view))
 
 
 # -- reads ------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ class CompressPlan(Plan[CompressItem, CompressResult]):
         dropped: list[bool] = []
 
         def drop(cur: Cursor) -> None:
-            year = _year_of_rows_table(cur, table)
+            year = sql_archive.rows_year_of_table(cur, table)
             if year is None or not sql_archive.is_marked_year_table(cur, table, ARCHIVE_MARKER):
                 dropped.append(False)
                 return
@@ -115,15 +115,6 @@ class CompressPlan(Plan[CompressItem, CompressResult]):
 
         run_steps(self.using, app_settings.archive_lock_timeout, [drop])
         return dropped[0]
-
-
-def _year_of_rows_table(cur: Cursor, table: str) -> str | None:
-    cur.execute(
-        "SELECT academic_year FROM activity_grades_archive_rows_year WHERE table_name = %s",
-        [table],
-    )
-    row = cur.fetchone()
-    return row[0] if row else None
 
 
 class _GroupMover:
