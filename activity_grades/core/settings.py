@@ -243,6 +243,11 @@ class AppSettings:
     RETENTION_YEARS = Setting[int | None](
         None, (int, _NONE), "academic years of archive to keep (None: forever)", _positive
     )
+    RETENTION_EXPORT_DIR = Setting[str | None](
+        None,
+        (str, _NONE),
+        "apply_retention writes each year it drops to Parquet files here first (None: no)",
+    )
     # One grade per (activity, student) across the tree, or None for LMSs that keep several
     # attempts; id is unique either way. The database follows it through
     # manage.py apply_unique_key (check --database default reports a mismatch).
