@@ -282,6 +282,24 @@ def history_ms(c) -> float:
     return statistics.median(times)
 
 
+def parquet_export() -> dict:
+    """Bytes per row and seconds of the verified Parquet export of the year (pyarrow)."""
+    import tempfile
+
+    from activity_grades.files import parquet
+    from activity_grades.operations import export
+
+    if not parquet.AVAILABLE:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        done = export.export_year(YEAR, Path(tmp))
+        return {
+            "parquet_bpr": done.file_bytes / max(done.rows, 1),
+            "parquet_s": time.perf_counter() - started,
+        }
+
+
 def run_once(args) -> dict:
     from django.db import connection
     from psycopg import sql
@@ -334,6 +352,8 @@ def run_once(args) -> dict:
         _q(c, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(year_table)))
         out["chunks"] = c.fetchone()[0]
         out["history_ms"] = history_ms(c)
+    out.update(parquet_export())
+    with connection.cursor() as c:
         # Baseline: the same rows in one unpartitioned table with the live indexes.
         c.execute(
             "CREATE TABLE bench_flat (LIKE activity_grades INCLUDING DEFAULTS); "
@@ -448,6 +468,9 @@ def report(args, runs: list[dict]) -> None:
     label = "today's row archive (0003 format)"
     print(f"{label:34} {med('rows_archive_bpr'):10.1f}")
     print(f"{'archived: chunks (this app)':34} {med('archived_bpr'):10.1f}")
+    if "parquet_bpr" in first:
+        label = "Parquet export (zstd, verified)"
+        print(f"{label:34} {med('parquet_bpr'):10.1f}  ({med('parquet_s'):.2f} s)")
     for name in DESIGNS:
         if name in first:
             print(
