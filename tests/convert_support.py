@@ -115,13 +115,14 @@ def kill(proc: subprocess.Popen, name: str) -> None:
     with connect(name) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'convert_cmd'"
+            "WHERE application_name = 'convert_cmd' AND datname = current_database()"
         )
         wait_for(
             lambda: (
                 scalar(
                     conn,
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd'",
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convert_cmd' "
+                    "AND datname = current_database()",
                 )
                 == 0
             )
