@@ -15,6 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from psycopg import sql
 
+from activity_grades.core.exceptions import ArchiveError
+from activity_grades.db import catalog, chunks
 from activity_grades.models import ArchivedActivityGrade
 from activity_grades.service import student_history
 from gradeproject.lms.models import Activity
@@ -213,3 +215,18 @@ def test_report_and_admin_show_size_and_ratio_per_year(lms, client):
     # A restore takes the grades (and their share of the source bytes) out of the year.
     call_command("restore_grades", "--term", "2023_fall", "--noinput", stdout=StringIO())
     assert scalar("SELECT rows || '/' || source_bytes FROM activity_grades_archive_year") == "0/0"
+
+
+def test_the_view_is_replaced_only_when_it_carries_the_marker(lms):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        schema = cursor.fetchone()[0]
+        cols = catalog.grade_columns(cursor)
+        chunks.create_view(cursor, schema, cols)  # the app's own view: replaced
+        assert scalar("SELECT obj_description('archived_activity_grades'::regclass)") == (
+            "activity_grades:archive-view"
+        )
+        cursor.execute("COMMENT ON VIEW archived_activity_grades IS 'mine'")
+        with pytest.raises(ArchiveError, match="refusing to drop .*archived_activity_grades"):
+            chunks.create_view(cursor, schema, cols)
+    assert scalar("SELECT obj_description('archived_activity_grades'::regclass)") == "mine"

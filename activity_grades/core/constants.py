@@ -15,6 +15,7 @@ __all__ = [
     "ARCHIVE_PARENT",
     "ARCHIVE_ROWS_PARENT",
     "ARCHIVE_ROWS_YEARS_TABLE",
+    "ARCHIVE_VIEW_MARKER",
     "ARCHIVE_YEARS_TABLE",
     "CHUNK_GROUP_COLUMNS",
     "CONVERSION_MOVED_TABLE",
@@ -72,6 +73,7 @@ LEGACY_CLASS = "\x01legacy"
 PARTITION_MARKER = "activity_grades:partition"
 DETACHED_MARKER = "activity_grades:detached"
 ARCHIVE_MARKER = "activity_grades:archive"
+ARCHIVE_VIEW_MARKER = "activity_grades:archive-view"  # the view archived_activity_grades
 LEGACY_MARKER = "activity_grades:legacy"
 
 # The parent's routing trigger and its "holds no rows" CHECK.

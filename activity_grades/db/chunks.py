@@ -23,8 +23,10 @@ from ..core.constants import (
     ARCHIVE_CHUNK_PARENT,
     ARCHIVE_PARENT,
     ARCHIVE_ROWS_PARENT,
+    ARCHIVE_VIEW_MARKER,
     CHUNK_GROUP_COLUMNS,
 )
+from ..core.exceptions import ArchiveError
 from .archive import Checksum, checksum_expr, columns_sql
 from .connection import Cursor, execute, fetch_rows
 
@@ -37,6 +39,7 @@ __all__ = [
     "checksum_restored",
     "copy_leaf",
     "create_view",
+    "drop_view",
     "copy_row_group",
     "delete_group",
     "grades_of_student",
@@ -304,7 +307,7 @@ def create_view(cur: Cursor, schema: str, cols: list[str]) -> None:
     view = sql.Identifier(schema, ARCHIVE_PARENT)
     both = [*cols, "archived_at", "academic_year"]
     from_chunks, lateral = unnested(both)
-    execute(cur, sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+    drop_view(cur, schema)
     execute(
         cur,
         sql.SQL("CREATE VIEW {} AS SELECT {} FROM {} r UNION ALL SELECT {} FROM {} c").format(
@@ -316,7 +319,29 @@ def create_view(cur: Cursor, schema: str, cols: list[str]) -> None:
         )
         + lateral,
     )
-    execute(cur, sql.SQL("COMMENT ON VIEW {} IS 'activity_grades:archive-view'").format(view))
+    execute(cur, sql.SQL("COMMENT ON VIEW {} IS %s").format(view), [ARCHIVE_VIEW_MARKER])
+
+
+def drop_view(cur: Cursor, schema: str) -> None:
+    """Drop the view ``archived_activity_grades`` of ``schema`` if it is there and ours.
+
+    Raises:
+        ArchiveError: a view or table of that name without the app's marker.
+    """
+    cur.execute(
+        "SELECT c.relkind::text, obj_description(c.oid, 'pg_class') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        [schema, ARCHIVE_PARENT],
+    )
+    row = cur.fetchone()
+    if row is None:
+        return
+    if row != ("v", ARCHIVE_VIEW_MARKER):
+        raise ArchiveError(
+            f"refusing to drop {schema}.{ARCHIVE_PARENT}: it is not the app's view "
+            f"(kind {row[0]!r}, comment {row[1]!r})"
+        )
+    execute(cur, sql.SQL("DROP VIEW {}").format(sql.Identifier(schema, ARCHIVE_PARENT)))
 
 
 # -- reads ------------------------------------------------------------------------------

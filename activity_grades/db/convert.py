@@ -18,7 +18,6 @@ from psycopg.types.json import Jsonb
 
 from ..core.constants import (
     ARCHIVE_CHUNK_PARENT,
-    ARCHIVE_PARENT,
     ARCHIVE_ROWS_PARENT,
     KEY_TABLE,
     LEGACY_CLASS,
@@ -921,7 +920,7 @@ def fit_parent(cur: Cursor, schema: str, legacy: sql.Identifier, legacy_cols: li
     assert parent_oid is not None
     mine = {c.name: c for c in columns(cur, parent_oid)}
     # The view depends on the archive's columns: drop it while they change.
-    execute(cur, sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(schema, ARCHIVE_PARENT)))
+    chunks.drop_view(cur, schema)
     for col in legacy_cols:
         name = sql.Identifier(col.name)
         have = mine.get(col.name)
