@@ -10,9 +10,11 @@ from io import StringIO
 
 import pyarrow.parquet as pq
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import override_settings
 
 from .archive_support import ROOT, add_grades, database_url, drop_archive, ids, scalar
 from .test_archive_chunks import SPECIAL, exact
@@ -133,3 +135,23 @@ def test_without_pyarrow_nothing_is_exported_or_dropped(committed_lms, tmp_path)
         assert list(tmp_path.iterdir()) == []
     finally:
         drop_archive()
+
+
+def test_the_maintenance_job_exports_before_retention_when_the_setting_says_so(lms, tmp_path):
+    add_grades("123/a0", "2023-09-01", 10, "old-")
+    call_command("archive_grades", "--term", "2023_fall", "--noinput", stdout=StringIO())
+    before = archived()
+    extra = {
+        "MAINTENANCE_RETENTION": True,
+        "RETENTION_YEARS": 1,
+        "RETENTION_EXPORT_DIR": str(tmp_path),
+    }
+    with override_settings(ACTIVITY_GRADES={**settings.ACTIVITY_GRADES, **extra}):
+        out = StringIO()
+        call_command("run_partition_maintenance", stdout=out)
+    assert "retention dropped 1 archive tables (10 rows)" in out.getvalue()
+    assert json.loads((tmp_path / "2023-2024" / "manifest.json").read_text())["rows"] == 10
+    call_command(
+        "restore_grades", "--from-file", str(tmp_path / "2023-2024"), "--noinput", stdout=StringIO()
+    )
+    assert archived() == before
