@@ -9,9 +9,9 @@ BEGIN
     SELECT coalesce(sum(row_count), 0) INTO n FROM archived_activity_grades_chunk;
     IF n > 0 THEN
         RAISE EXCEPTION 'activity_grades: % archived grades are stored in compressed chunks; '
-                        'migrating back before 0012 would destroy them', n
-              USING HINT = 'Run manage.py compress_archive --to rows (or restore_grades), '
-                           'then migrate back again. Nothing was changed.';
+                        'migrating back before 0012 would destroy them. Run manage.py '
+                        'compress_archive --to rows (or restore_grades), then migrate back '
+                        'again. Nothing was changed.', n;
     END IF;
 END $$;
 
