@@ -20,6 +20,8 @@ from .core.exceptions import (
     ArchiveError,
     ClassMismatch,
     ConversionError,
+    ExportError,
+    ExportUnavailable,
     GradeConflict,
     GradeError,
     InvalidId,
@@ -55,6 +57,7 @@ from .models import (
 )
 from .operations import (
     archive,
+    compress,
     convert,
     create,
     maintenance,
@@ -65,6 +68,7 @@ from .operations import (
 )
 from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
 from .operations.base import Plan, Progress, Result
+from .operations.compress import CompressItem, CompressPlan, CompressResult
 from .operations.convert import ConversionPlan, ConversionResult
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
 from .operations.maintenance import MaintenancePlan, MaintenanceResult
@@ -72,6 +76,7 @@ from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
 from .operations.unique_key import KeyItem, UniqueKeyPlan, UniqueKeyResult
+from .reporting.archive import ArchiveYear, archive_years
 from .reporting.metrics import collect as collect_metrics
 from .reporting.stats import Overview, PartitionStats, overview
 from .service import (
@@ -104,6 +109,7 @@ __all__ = [
     "Term",
     # operations: <module>.plan(...) -> Plan; Plan.apply(progress) -> Result
     "archive",
+    "compress",
     "convert",
     "create",
     "maintenance",
@@ -116,6 +122,9 @@ __all__ = [
     "Result",
     "ArchiveItem",
     "ArchivePlan",
+    "CompressItem",
+    "CompressPlan",
+    "CompressResult",
     "ConversionPlan",
     "ConversionResult",
     "ArchiveResult",
@@ -137,6 +146,8 @@ __all__ = [
     "UniqueKeyPlan",
     "UniqueKeyResult",
     # reporting
+    "ArchiveYear",
+    "archive_years",
     "Overview",
     "PartitionStats",
     "overview",
@@ -153,6 +164,8 @@ __all__ = [
     "ActivityWithoutClass",
     "ArchiveError",
     "ClassMismatch",
+    "ExportError",
+    "ExportUnavailable",
     "ConversionError",
     "GradeConflict",
     "GradeError",

@@ -45,7 +45,7 @@ from .core.exceptions import (
 )
 from .core.ids import as_text, new_grade_id
 from .core.settings import app_settings
-from .db import ddl, leaves, lms, registry
+from .db import chunks, ddl, leaves, lms, registry
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
 
@@ -72,6 +72,9 @@ MOVED_RETRIES = 3
 # Every concrete field has a column; the test only tells the type checker so.
 COLUMNS: tuple[str, ...] = tuple(f.column for f in ActivityGrade._meta.concrete_fields if f.column)
 _COLUMN_SET = frozenset(COLUMNS)
+_ARCHIVED_COLUMNS: tuple[str, ...] = tuple(
+    f.column for f in ArchivedActivityGrade._meta.concrete_fields if f.column
+)
 _JSON = {"content", "attachments"}
 _ROUTING = {"id", "activity_id", "student_id", "class_id", "term_id"}
 # Text columns that hold an LMS id: an int or UUID id (a Django pk) is stored as text.
@@ -485,13 +488,17 @@ def student_history(student_id: Id, using: str = "default") -> StudentHistory:
     """Every grade of one student, live and archived.
 
     The live part reads only the partitions the key index names for this student,
-    never the whole tree; the archive part uses the archive's (student_id) index.
+    never the whole tree; the archive part reads only the compressed chunks that hold the
+    student (a GIN index from student to chunks) and the row archive's (student_id)
+    index, never the whole archive.
     """
     student = as_text(student_id, "student_id")
     live = ActivityGradeService(using).student_record(student)
-    archived = list(
-        ArchivedActivityGrade.objects.using(replicas.reader(using)).filter(student_id=student)
-    )
+    rows = chunks.grades_of_student(replicas.reader(using), student, list(_ARCHIVED_COLUMNS))
+    archived = [
+        ArchivedActivityGrade.from_db(using, list(_ARCHIVED_COLUMNS), _decode(r)) for r in rows
+    ]
+    archived.sort(key=lambda g: (g.created_at, g.id))
     return StudentHistory(live, archived)
 
 

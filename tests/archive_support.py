@@ -95,12 +95,13 @@ def add_current_term(term_id: str = "current", year: str = "2099-2100") -> Term:
 
 
 def drop_archive() -> None:
-    """Drop every archive year table (unmanaged: Django's flush does not empty them)."""
+    """Drop every archive year table of both formats (Django's flush does not empty them)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT table_name FROM activity_grades_archive_year")
-        for (table,) in cursor.fetchall():
-            cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
-        cursor.execute("DELETE FROM activity_grades_archive_year")
+        for registry in ("activity_grades_archive_year", "activity_grades_archive_rows_year"):
+            cursor.execute(sql.SQL("SELECT table_name FROM {}").format(sql.Identifier(registry)))
+            for (table,) in cursor.fetchall():
+                cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
+            cursor.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(registry)))
         cursor.execute("DELETE FROM activity_grades_maintenance_run")
         # Detached copies are outside the registry's drop loop: drop them here.
         cursor.execute(

@@ -1,9 +1,9 @@
 """The code's shape: layers import only downward, no import hides in a function, one API.
 
-Layers, bottom to top (README, "How the code is laid out"): core -> db -> models and the
-service -> operations -> reporting -> interfaces (admin, views, urls, checks, commands,
-apps, api). A module may import its own layer or a lower one, never a higher one, and the
-graph of module imports has no cycle.
+Layers, bottom to top (README, "How the code is laid out"): core -> db and files (the
+export's Parquet files) -> models and the service -> operations -> reporting ->
+interfaces (admin, views, urls, checks, commands, apps, api). A module may import its own
+layer or a lower one, never a higher one, and the graph of module imports has no cycle.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ APP = Path(activity_grades.__file__).parent
 LAYERS = {
     "core": 0,
     "db": 1,
+    "files": 1,
     "models": 2,
     "replicas": 2,  # which database serves a read: core and db only
     "service": 2,

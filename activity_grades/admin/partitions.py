@@ -25,6 +25,7 @@ from ..db import lms, runs
 from ..models import Partition
 from ..operations import archive, create, repair
 from ..reporting import locks, stats
+from ..reporting.archive import archive_years
 from .chart import term_chart
 from .listing import COLUMNS, PER_PAGE, STATUSES, filter_partitions, sort_partitions
 
@@ -116,6 +117,7 @@ class PartitionAdmin(_ModelAdmin):
             "terms_chart": term_chart(chart_source.by_term()),
             "chart_class": params.get("class"),
             "query_stats": stats.slow_statements(),
+            "archive_years": archive_years(),
             "is_superuser": request.user.is_superuser,
             "create_url": reverse("admin:activity_grades_partition_create"),
             "archive_url": reverse("admin:activity_grades_partition_archive"),

@@ -12,8 +12,13 @@ import enum
 __all__ = [
     "APP_LABEL",
     "ARCHIVE_MARKER",
+    "ARCHIVE_CHUNK_PARENT",
     "ARCHIVE_PARENT",
+    "ARCHIVE_ROWS_PARENT",
+    "ARCHIVE_ROWS_YEARS_TABLE",
+    "ARCHIVE_VIEW_MARKER",
     "ARCHIVE_YEARS_TABLE",
+    "CHUNK_GROUP_COLUMNS",
     "CONVERSION_MOVED_TABLE",
     "CONVERSION_TABLE",
     "DETACHED_MARKER",
@@ -43,8 +48,17 @@ APP_LABEL = "activity_grades"
 PARENT = "activity_grades"
 KEY_TABLE = "activity_grades_key"
 REGISTRY_TABLE = "activity_grades_partition"
+# Migration 0012: the compressed archive. ARCHIVE_PARENT is a view of every archived
+# grade (both formats); the chunks are the format archive_grades writes, one table per
+# academic year registered in ARCHIVE_YEARS_TABLE; the row-per-grade archive of
+# migration 0003 keeps its rows under the _rows names until compress_archive converts them.
 ARCHIVE_PARENT = "archived_activity_grades"
+ARCHIVE_CHUNK_PARENT = "archived_activity_grades_chunk"
 ARCHIVE_YEARS_TABLE = "activity_grades_archive_year"
+ARCHIVE_ROWS_PARENT = "archived_activity_grades_rows"
+ARCHIVE_ROWS_YEARS_TABLE = "activity_grades_archive_rows_year"
+# Grade columns a chunk stores once (every grade of a chunk has the same values).
+CHUNK_GROUP_COLUMNS = ("class_id", "term_id")
 
 # Migration 0008: the conversion of an LMS's own table (manage.py convert_grades_table).
 CONVERSION_TABLE = "activity_grades_conversion"
@@ -62,6 +76,7 @@ LEGACY_CLASS = "\x01legacy"
 PARTITION_MARKER = "activity_grades:partition"
 DETACHED_MARKER = "activity_grades:detached"
 ARCHIVE_MARKER = "activity_grades:archive"
+ARCHIVE_VIEW_MARKER = "activity_grades:archive-view"  # the view archived_activity_grades
 LEGACY_MARKER = "activity_grades:legacy"
 
 # The parent's routing trigger and its "holds no rows" CHECK.

@@ -12,6 +12,8 @@ from django.db import IntegrityError
 __all__ = [
     "ActivityGradesError",
     "ArchiveError",
+    "ExportError",
+    "ExportUnavailable",
     "ConversionError",
     "GradeConflict",
     "ActivityWithoutClass",
@@ -55,6 +57,14 @@ class ConversionError(ActivityGradesError, ValueError):
 
 class RetentionError(ActivityGradesError, ValueError):
     """No retention policy, or one that makes no sense."""
+
+
+class ExportError(ArchiveError):
+    """An export of archived grades to files, or its import, failed its checks."""
+
+
+class ExportUnavailable(ExportError):
+    """The optional dependency for Parquet files (pyarrow) is not installed."""
 
 
 class LockTimeout(ArchiveError):

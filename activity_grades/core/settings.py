@@ -266,8 +266,16 @@ class AppSettings:
         "archive/restore/retention lock_timeout (None: LOCK_TIMEOUT)",
         lambda v: None if v is None else _duration(v),
     )
+    ARCHIVE_CHUNK_ROWS = Setting[int](
+        1000, int, "grades per chunk of the compressed archive (docs/archiving.md)", _positive
+    )
     RETENTION_YEARS = Setting[int | None](
         None, (int, _NONE), "academic years of archive to keep (None: forever)", _positive
+    )
+    RETENTION_EXPORT_DIR = Setting[str | None](
+        None,
+        (str, _NONE),
+        "apply_retention writes each year it drops to Parquet files here first (None: no)",
     )
     # One grade per (activity, student) across the tree, or None for LMSs that keep several
     # attempts; id is unique either way. The database follows it through

@@ -27,6 +27,7 @@ __all__ = [
     "is_connection_error",
     "lock_timeout_errors",
     "set_lock_timeout",
+    "snapshot",
     "sleep",
 ]
 
@@ -144,3 +145,17 @@ def sleep(cur: Any, seconds: float) -> None:
 
 def atomic(using: str) -> transaction.Atomic:
     return transaction.atomic(using=using)
+
+
+@contextmanager
+def snapshot(using: str) -> Iterator[Cursor]:
+    """A transaction whose reads all see one snapshot (REPEATABLE READ), and its cursor.
+
+    Inside a caller's transaction (a test's, say) it is a savepoint of that one, which
+    already sees one snapshot per statement only: the caller's isolation level stays.
+    """
+    outermost = not connections[using].in_atomic_block
+    with atomic(using), cursor(using) as cur:
+        if outermost:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield cur

@@ -17,7 +17,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..core.constants import (
-    ARCHIVE_PARENT,
+    ARCHIVE_CHUNK_PARENT,
+    ARCHIVE_ROWS_PARENT,
     KEY_TABLE,
     LEGACY_CLASS,
     LEGACY_MARKER,
@@ -30,6 +31,7 @@ from ..core.constants import (
     Status,
 )
 from ..core.exceptions import ConversionError
+from . import chunks
 from .connection import Cursor, execute
 from .registry import LIVE_TABLE
 
@@ -698,11 +700,11 @@ def keys_outside(cur: Cursor, legacy: bool) -> int:
 
 
 def relations_in(cur: Cursor, schema: str, names: Iterable[str] | None = None) -> list[str]:
-    """Tables of ``schema`` (only those in ``names`` when given); indexes and owned
+    """Tables and views of ``schema`` (only those in ``names`` when given); indexes and owned
     sequences move with their tables."""
     cur.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition "
         "AND (%s::text[] IS NULL OR c.relname = ANY(%s::text[])) ORDER BY 1",
         [schema, None if names is None else list(names), None if names is None else list(names)],
     )
@@ -907,32 +909,37 @@ def swap_into_tree(cur: Cursor, schema: str, oid: int, app_schema: str) -> dict[
 def fit_parent(cur: Cursor, schema: str, legacy: sql.Identifier, legacy_cols: list[Column]) -> None:
     """Give the (empty) parent and archive the LMS table's types, defaults and extra columns.
 
-    Types and default expressions are catalog text (format_type, pg_get_expr), not input.
+    The archive's row table gets the same column, its chunk table an array of it, and the
+    view ``archived_activity_grades`` over both is created again. Types and default
+    expressions are catalog text (format_type, pg_get_expr), not input.
     """
     parent = sql.Identifier(schema, PARENT)
-    archive = sql.Identifier(schema, ARCHIVE_PARENT)
+    rows_archive = sql.Identifier(schema, ARCHIVE_ROWS_PARENT)
+    chunk_archive = sql.Identifier(schema, ARCHIVE_CHUNK_PARENT)
     parent_oid = oid_of(cur, parent)
     assert parent_oid is not None
     mine = {c.name: c for c in columns(cur, parent_oid)}
+    # The view depends on the archive's columns: drop it while they change.
+    chunks.drop_view(cur, schema)
     for col in legacy_cols:
         name = sql.Identifier(col.name)
         have = mine.get(col.name)
+        typed = [(parent, sql.SQL(col.type)), (rows_archive, sql.SQL(col.type))]
+        typed.append((chunk_archive, sql.SQL(col.type + "[]")))
         if have is None:
             null = sql.SQL(" NOT NULL") if col.not_null else sql.SQL("")
-            for table in (parent, archive):
+            for table, type_ in typed:
                 execute(
                     cur,
                     sql.SQL("ALTER TABLE {} ADD COLUMN {} {}{}").format(
-                        table, name, sql.SQL(col.type), null
+                        table, name, type_, null if table != chunk_archive else sql.SQL("")
                     ),
                 )
         elif have.type != col.type:
-            for table in (parent, archive):
+            for table, type_ in typed:
                 execute(
                     cur,
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
-                        table, name, sql.SQL(col.type)
-                    ),
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(table, name, type_),
                 )
         if col.default is not None:
             execute(
@@ -941,6 +948,7 @@ def fit_parent(cur: Cursor, schema: str, legacy: sql.Identifier, legacy_cols: li
                     parent, name, sql.SQL(col.default)
                 ),
             )
+    chunks.create_view(cur, schema, [c.name for c in columns(cur, parent_oid)])
     # A serial column's sequence belongs to the LMS's table: give it to the parent, or
     # dropping the old table at the end would take it (and the default) along.
     cur.execute(

@@ -15,9 +15,12 @@ __all__ = ["ArchivedActivityGrade"]
 class ArchivedActivityGrade(GradeColumns):
     """A grade moved to the archive: every live column plus archive data.
 
-    The table ``archived_activity_grades`` is list-partitioned by ``academic_year``
-    (migration 0003); filter on ``academic_year`` to read one year's table only.
-    Rows come and go through ``manage.py archive_grades`` / ``restore_grades``.
+    ``archived_activity_grades`` is a view (migration 0012) over the compressed chunks,
+    one row per grade, and the row archive of before 0012; filter on ``academic_year``
+    to read one year's tables only, on ``class_id`` / ``term_id`` to read only their
+    chunks. For one student's grades use ``student_history`` (a GIN index names the
+    chunks that hold the student). Rows come and go through ``manage.py archive_grades``
+    / ``restore_grades``.
     """
 
     archived_at = models.DateTimeField()

@@ -5,6 +5,7 @@ plan whose ``apply(progress=None)`` carries it out, one short transaction per it
 
 - ``create``: partitions for classes and terms (``create_partitions``);
 - ``archive`` and ``restore``: whole (class, term) partitions into the archive and back;
+- ``compress``: convert the archive between rows (before migration 0012) and chunks;
 - ``retention``: drop archived academic years past the policy;
 - ``repair``: find drift in the tree (``check_partitions``) and repair what is safe;
 - ``maintenance``: the periodic job that runs create, archive, retention, ANALYZE.

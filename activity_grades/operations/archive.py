@@ -1,7 +1,8 @@
 """Move ended terms' grades into the archive (``manage.py archive_grades``).
 
 Each live (class, term) leaf is archived in its own short transaction: copy its rows into
-the academic year's archive table, verify count and checksum inside the transaction,
+the academic year's chunk table (compressed chunks of ``ARCHIVE_CHUNK_ROWS`` grades, one
+array per column: ``db/chunks.py``), verify count and checksum inside the transaction,
 delete its keys from ``activity_grades_key``, drop (or detach) the leaf and mark the
 registry row. A kill at any point leaves every grade either live or archived, never both
 nor neither; a rerun picks up the partitions still ``live``.
@@ -21,7 +22,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_archived
 from ..db import archive as sql_archive
-from ..db import catalog, ddl, dispatch, lms, registry
+from ..db import catalog, chunks, ddl, dispatch, lms, registry
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -118,6 +119,7 @@ class _LeafArchiver:
         self.parent = ""
         self.target = ""
         self.cols: list[str] = []
+        self.chunk_ids: list[int] = []
         self.copied = 0
         self.rows = 0
 
@@ -142,15 +144,18 @@ class _LeafArchiver:
 
     def copy(self, cur: Cursor) -> None:
         item = self.item
-        self.copied = sql_archive.copy_leaf(
-            cur, item.table_name, self.target, self.cols, item.academic_year
+        self.chunk_ids, self.copied = chunks.copy_leaf(
+            cur,
+            item.table_name,
+            self.target,
+            self.cols,
+            item.academic_year,
+            app_settings.ARCHIVE_CHUNK_ROWS,
         )
 
     def verify(self, cur: Cursor) -> None:
         source = sql_archive.checksum_leaf(cur, self.cols, self.item.table_name)
-        copy = sql_archive.checksum_archived_copy_of_leaf(
-            cur, self.cols, self.target, self.item.table_name
-        )
+        copy = chunks.checksum_chunks(cur, self.cols, self.target, self.chunk_ids)
         if self.copied != source[0] or copy != source:
             raise ArchiveError(
                 f"verification failed for {self.item.table_name}: leaf {source}, archive "
@@ -165,6 +170,7 @@ class _LeafArchiver:
                 f"key index out of step for {self.item.table_name}: {removed} keys for "
                 f"{self.rows} rows; nothing was changed"
             )
+        chunks.year_added(cur, self.item.academic_year, self.rows, self.item.bytes)
 
     def drop(self, cur: Cursor) -> None:
         table = self.item.table_name

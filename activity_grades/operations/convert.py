@@ -39,7 +39,10 @@ from django.db import DatabaseError, OperationalError
 from psycopg import errors
 
 from ..core.constants import (
+    ARCHIVE_CHUNK_PARENT,
     ARCHIVE_PARENT,
+    ARCHIVE_ROWS_PARENT,
+    ARCHIVE_ROWS_YEARS_TABLE,
     ARCHIVE_YEARS_TABLE,
     CONVERSION_MOVED_TABLE,
     CONVERSION_TABLE,
@@ -713,8 +716,11 @@ def _app_tables() -> list[str]:
         PARENT,
         KEY_TABLE,
         REGISTRY_TABLE,
-        ARCHIVE_PARENT,
+        ARCHIVE_PARENT,  # a view (migration 0012): ALTER TABLE ... SET SCHEMA moves it too
+        ARCHIVE_CHUNK_PARENT,
+        ARCHIVE_ROWS_PARENT,
         ARCHIVE_YEARS_TABLE,
+        ARCHIVE_ROWS_YEARS_TABLE,
         app_settings.MAINTENANCE_RUNS_TABLE,
         CONVERSION_TABLE,
         CONVERSION_MOVED_TABLE,

@@ -2,7 +2,9 @@
 
 The mirror image of ``archive``: one (class, term) per transaction, its live leaf
 recreated through ``activity_grades_ensure_partition``, the rows copied back and verified
-by count and checksum, and only then removed from the archive.
+by count and checksum, and only then removed from the archive. Grades in compressed
+chunks (``db/chunks.py``) and grades still in the row archive of before migration 0012
+(``db/archive.py``) are restored alike, each format of a group in its own transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_restored
 from ..db import archive as sql_archive
-from ..db import catalog, ddl, lms
+from ..db import catalog, chunks, ddl, lms
 from ..db.connection import Cursor, cursor, lock_timeout_errors
 from .archive import registry_changed
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
@@ -37,6 +39,7 @@ class RestoreItem:
     academic_year: str
     archive_table: str
     rows: int
+    rows_format: bool = False  # in the row archive of before migration 0012, not in chunks
 
 
 @dataclass
@@ -111,8 +114,9 @@ class _GroupRestorer:
 
     def copy(self, cur: Cursor) -> None:
         item = self.item
+        restore = sql_archive.restore_rows if item.rows_format else chunks.restore_group
         try:
-            self.copied = sql_archive.restore_rows(
+            self.copied = restore(
                 cur, self.table, item.archive_table, self.cols, item.class_id, item.term_id
             )
         except IntegrityError as exc:
@@ -125,8 +129,14 @@ class _GroupRestorer:
     def verify(self, cur: Cursor) -> None:
         item = self.item
         group = (item.class_id, item.term_id)
-        source = sql_archive.checksum_archived(cur, self.cols, item.archive_table, *group)
-        copy = sql_archive.checksum_restored(cur, self.cols, self.table, item.archive_table, *group)
+        if item.rows_format:
+            source = sql_archive.checksum_archived(cur, self.cols, item.archive_table, *group)
+            copy = sql_archive.checksum_restored(
+                cur, self.cols, self.table, item.archive_table, *group
+            )
+        else:
+            source = chunks.checksum_group(cur, self.cols, item.archive_table, *group)
+            copy = chunks.checksum_restored(cur, self.cols, self.table, item.archive_table, *group)
         if self.copied != source[0] or copy != source:
             raise ArchiveError(
                 f"verification failed restoring into {self.table}: archive {source}, live "
@@ -135,11 +145,14 @@ class _GroupRestorer:
 
     def remove(self, cur: Cursor) -> None:
         item = self.item
-        removed = sql_archive.delete_restored(cur, item.archive_table, item.class_id, item.term_id)
+        delete = sql_archive.delete_restored if item.rows_format else chunks.delete_group
+        removed = delete(cur, item.archive_table, item.class_id, item.term_id)
         if removed != self.copied:
             raise ArchiveError(
                 f"archive changed while restoring into {self.table}; nothing was changed"
             )
+        if not item.rows_format:
+            chunks.year_added(cur, item.academic_year, -removed, 0)
 
 
 def plan(
@@ -161,9 +174,14 @@ def plan(
             if term_id not in terms:
                 raise ArchiveError(f"unknown term {term_id!r}: it is not in the LMS's terms table")
             year = terms[term_id].academic_year
-            table = sql_archive.year_table(cur, year) if year else None
-            if table is None or year is None:
+            if year is None:
                 continue
-            groups = sql_archive.archived_groups(cur, table, term_id, classes)
-            items += [RestoreItem(c, term_id, year, table, n) for c, n in groups]
+            table = sql_archive.year_table(cur, year)
+            if table is not None:
+                groups = chunks.archived_groups(cur, table, term_id, classes)
+                items += [RestoreItem(c, term_id, year, table, n) for c, n in groups]
+            table = sql_archive.year_table(cur, year, rows_format=True)
+            if table is not None:
+                groups = sql_archive.archived_groups(cur, table, term_id, classes)
+                items += [RestoreItem(c, term_id, year, table, n, True) for c, n in groups]
     return RestorePlan(items, using=using, terms=chosen)

@@ -70,6 +70,7 @@ SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.rel
 
 _COUNT_ONLY = psql.SQL("SELECT count(*) FROM ONLY {}")
 _COUNT = psql.SQL("SELECT count(*) FROM {}")
+_SUM = psql.SQL("SELECT coalesce(sum({}), 0) FROM {}")
 
 
 class DataLossRefused(CommandError):
@@ -106,6 +107,8 @@ class RefuseDataLoss(migrations.operations.base.Operation):
             one (never the parent, which would lock every child at once).
         markers: ``COMMENT ON TABLE`` markers of further tables the reverse drops
             (detached copies of archived leaves).
+        sums: table -> the column that counts the grades of each of its rows (the
+            compressed archive's ``row_count``: one row holds many grades).
         keep: what to run to keep the rows, one instruction a line.
     """
 
@@ -119,12 +122,14 @@ class RefuseDataLoss(migrations.operations.base.Operation):
         tables: Sequence[str] = (),
         trees: Sequence[str] = (),
         markers: Sequence[str] = (),
+        sums: dict[str, str] | None = None,
         keep: Sequence[str] = (),
     ) -> None:
         self.reason = reason
         self.tables = tuple(tables)
         self.trees = tuple(trees)
         self.markers = tuple(markers)
+        self.sums = dict(sums or {})
         self.keep = tuple(keep)
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
@@ -132,6 +137,7 @@ class RefuseDataLoss(migrations.operations.base.Operation):
             "tables": list(self.tables),
             "trees": list(self.trees),
             "markers": list(self.markers),
+            "sums": dict(self.sums),
             "keep": list(self.keep),
         }
         return (self.__class__.__name__, [self.reason], kwargs)
@@ -178,6 +184,14 @@ class RefuseDataLoss(migrations.operations.base.Operation):
                     rows = cursor.fetchone()[0]
                     if rows:
                         out.append(Loss(table, rows))
+            for table, column in self.sums.items():
+                cursor.execute(_ONE, [table])
+                for schema, name in cursor.fetchall():
+                    query = _SUM.format(psql.Identifier(column), psql.Identifier(schema, name))
+                    cursor.execute(query.as_string(cursor.connection))
+                    rows = cursor.fetchone()[0]
+                    if rows:
+                        out.append(Loss(name, rows))
         return out
 
     def refuse(self, connection: Any) -> None:

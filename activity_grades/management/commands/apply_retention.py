@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity_grades.core.exceptions import RetentionError
+from activity_grades.core.exceptions import ExportError, RetentionError
 from activity_grades.operations import retention
 
 from ._confirm import human_bytes, review
@@ -24,6 +24,12 @@ class Command(BaseCommand):
             metavar="N",
             help="keep N academic years, current included (default: RETENTION_YEARS)",
         )
+        parser.add_argument(
+            "--export-to",
+            metavar="DIR",
+            help="first write each year to Parquet files in DIR/<year>/ and verify them "
+            "(default: RETENTION_EXPORT_DIR; needs pyarrow)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument(
             "--noinput", "--no-input", action="store_false", dest="interactive", help="do not ask"
@@ -33,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
         try:
-            plan = retention.plan(options["years"], using=using)
+            plan = retention.plan(options["years"], using=using, export_to=options["export_to"])
         except RetentionError as exc:
             raise CommandError(str(exc)) from exc
         if not plan.items:
@@ -45,7 +51,8 @@ class Command(BaseCommand):
         if not review(
             self,
             f"{'Would drop' if options['dry_run'] else 'Dropping'} {len(plan.items)} archive "
-            f"tables older than {plan.oldest_kept}: {plan.rows} rows, {human_bytes(plan.bytes)}",
+            f"tables older than {plan.oldest_kept}: {plan.rows} rows, {human_bytes(plan.bytes)}"
+            + (f", each year exported to {plan.export_to} first" if plan.export_to else ""),
             (
                 f"{item.table_name} ({item.academic_year}): {item.rows} rows, "
                 f"{human_bytes(item.bytes)}"
@@ -66,8 +73,13 @@ class Command(BaseCommand):
         try:
             with progress:
                 result = plan.apply(progress)
-        except RetentionError as exc:
-            raise CommandError(str(exc)) from exc
+        except (RetentionError, ExportError) as exc:
+            raise CommandError(f"{exc} (years dropped before it stay dropped)") from exc
+        for exported in result.exported:
+            self.stdout.write(
+                f"  exported {exported.academic_year}: {exported.rows} grades, "
+                f"{human_bytes(exported.file_bytes)} in {exported.directory} (verified)"
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Dropped {len(result.dropped)} archive tables, {result.rows} rows, freed "

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import replicas
 from activity_grades.reporting import stats
+from activity_grades.reporting.archive import ArchiveYear, archive_years
 
 from ._confirm import human_bytes
 
@@ -63,6 +64,7 @@ class Command(BaseCommand):
             "total_rows": rep.total_rows,
             "total_bytes": rep.total_bytes,
             "rows_in_parent": rep.rows_in_parent,
+            "archive_years": [y.as_dict() for y in archive_years(options["database"])],
         }
         self.stdout.write(json.dumps(payload, indent=2))
 
@@ -95,4 +97,34 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{len(rep.partitions)} partitions, {rep.total_rows:,} rows ({kind}), "
             f"{human_bytes(rep.total_bytes)}; rows in the parent itself: {rep.rows_in_parent}"
+        )
+        self._archive(archive_years(options["database"]))
+
+    def _archive(self, years: list[ArchiveYear]) -> None:
+        """Archive sizes and compression ratio per academic year (docs/archiving.md)."""
+        if not years:
+            return
+        self.stdout.write("")
+        headers = ("academic year", "archived", "size", "bytes/row", "ratio", "row format")
+        lines = [
+            (
+                y.academic_year,
+                f"{y.rows:,}",
+                human_bytes(y.bytes),
+                "-" if y.bytes_per_row is None else f"{y.bytes_per_row:.1f}",
+                "-" if y.ratio is None else f"{y.ratio:.1f}x",
+                f"{y.rows_format_rows:,} rows, {human_bytes(y.rows_format_bytes)}"
+                if y.rows_format_bytes
+                else "-",
+            )
+            for y in years
+        ]
+        widths = [max([len(h)] + [len(r[i]) for r in lines]) for i, h in enumerate(headers)]
+        fmt = "  ".join(f"{{:{'<' if i in (0, 5) else '>'}{w}}}" for i, w in enumerate(widths))
+        self.stdout.write(fmt.format(*headers))
+        for row in lines:
+            self.stdout.write(fmt.format(*row))
+        self.stdout.write(
+            "ratio: bytes the grades took before archiving per byte of the compressed archive; "
+            "row format: grades not yet converted (manage.py compress_archive)"
         )

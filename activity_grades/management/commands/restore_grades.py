@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import ArchiveError
-from activity_grades.operations import restore
+from activity_grades.operations import export, restore
 
 from ._confirm import review
 from ._progress import Progress
@@ -23,11 +24,16 @@ class Command(BaseCommand):
             dest="terms",
             action="append",
             metavar="ID",
-            required=True,
             help="term id (repeatable)",
         )
         parser.add_argument(
             "--class", dest="classes", action="append", metavar="ID", help="only this class"
+        )
+        parser.add_argument(
+            "--from-file",
+            metavar="PATH",
+            help="bring a year exported by apply_retention --export-to (its folder or "
+            "manifest.json) back into the archive (needs pyarrow)",
         )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument(
@@ -37,6 +43,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
+        if options["from_file"]:
+            self._from_file(Path(options["from_file"]), options)
+            return
+        if not options["terms"]:
+            raise CommandError("name a term (--term ID) or an export (--from-file PATH)")
         try:
             plan = restore.plan(options["terms"], options["classes"], using=using)
         except ArchiveError as exc:
@@ -72,5 +83,29 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Restored {result.rows} rows into {len(result.restored)} partitions "
                 f"in {result.seconds:.2f} s."
+            )
+        )
+
+    def _from_file(self, path: Path, options: dict[str, Any]) -> None:
+        try:
+            manifest = export.read_manifest(path)
+            if not review(
+                self,
+                f"{'Would bring' if options['dry_run'] else 'Bringing'} {manifest.rows} grades "
+                f"of {manifest.academic_year} back into the archive from {manifest.directory}:",
+                [f"{manifest.file}: {manifest.rows} grades, sha256 {manifest.sha256[:16]}..."],
+                dry_run=options["dry_run"],
+                question=f"Import {manifest.rows} grades into the archive?",
+                noinput=not options["interactive"],
+            ):
+                return
+            result = export.import_year(path, using=options["database"])
+        except ArchiveError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported {result.rows} grades of {result.academic_year} into the archive "
+                f"({result.groups} (class, term) groups) in {result.seconds:.2f} s; "
+                "restore_grades --term brings them back to live partitions."
             )
         )

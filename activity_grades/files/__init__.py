@@ -1,0 +1,1 @@
+"""Files outside the database: the Parquet export of archived academic years."""
