@@ -75,11 +75,27 @@ def not_inheriting(cur: Cursor) -> list[tuple[str, str]]:
 
 
 def reinherit(cur: Cursor, table: str, parent: str) -> None:
-    """Put a leaf back under its parent (its rows become visible through it again)."""
-    execute(
-        cur,
-        sql.SQL("ALTER TABLE {} INHERIT {}").format(sql.Identifier(table), sql.Identifier(parent)),
+    """Put a leaf back under its parent (its rows become visible through it again).
+
+    PostgreSQL 16 and later refuse ``INHERIT`` while the table has triggers with
+    transition tables (the key index's statement triggers), although such triggers may be
+    created on a child: they are dropped, the table inherits, and they are created again
+    from their own definitions, in the caller's transaction.
+    """
+    cur.execute(
+        "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+        "WHERE t.tgrelid = to_regclass(quote_ident(%s)) AND NOT t.tgisinternal "
+        "AND (t.tgoldtable IS NOT NULL OR t.tgnewtable IS NOT NULL) ORDER BY t.tgname",
+        [table],
     )
+    transition = cur.fetchall()
+    name = sql.Identifier(table)
+    for trigger, _definition in transition:
+        execute(cur, sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(trigger), name))
+    execute(cur, sql.SQL("ALTER TABLE {} INHERIT {}").format(name, sql.Identifier(parent)))
+    for _trigger, definition in transition:
+        # pg_get_triggerdef's text, from the catalog: the trigger exactly as it was.
+        execute(cur, sql.SQL(definition))
 
 
 def marked_without_registry(cur: Cursor) -> list[tuple[str, bool]]:
