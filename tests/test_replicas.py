@@ -21,6 +21,8 @@ import pytest
 from django.test import override_settings
 
 from activity_grades.core.settings import app_settings
+from activity_grades.models import ActivityGrade
+from activity_grades.routers import ReplicaRouter
 from bench import legacy
 
 from .archive_support import ROOT
@@ -229,3 +231,11 @@ def test_replica_settings_are_checked():
         assert any(k == "REPLICA_MAX_LAG" for k, _ in app_settings.validate())
     with override_settings(ACTIVITY_GRADES={}):
         assert app_settings.READ_REPLICAS == [] and app_settings.validate() == []
+
+
+def test_without_replicas_the_router_has_no_opinion():
+    router = ReplicaRouter()
+    with override_settings(ACTIVITY_GRADES={}):
+        assert router.db_for_read(ActivityGrade) is None
+        assert router.db_for_write(ActivityGrade) is None
+        assert router.allow_migrate("default", "activity_grades") is None
