@@ -3,9 +3,10 @@
 List it in ``DATABASE_ROUTERS`` and name the replicas in
 ``ACTIVITY_GRADES['READ_REPLICAS']`` (docs/replicas.md). It decides only for the app's
 own models (grades, archived grades, the partition registry), and only while replicas are
-named; other models, or no replicas, are left to the project's other routers. Django already sends ``select_for_update()``,
-``get_or_create()`` and every write through ``db_for_write``: those go to the primary,
-and open the read-your-writes window (``replicas.note_write``).
+named; other models, or no replicas, are left to the project's other routers. Django
+already sends ``select_for_update()``, ``get_or_create()`` and every write through
+``db_for_write``: those go to the primary, and open the read-your-writes window
+(``replicas.note_write``).
 """
 
 from __future__ import annotations
