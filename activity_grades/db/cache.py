@@ -9,7 +9,7 @@ process's caches; a read that hits a table dropped since clears them and retries
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from django.db import connections, transaction
@@ -38,6 +38,18 @@ class TtlCache(Generic[K, V]):
         if hit is None or hit[1] <= time.monotonic():
             return None
         return hit[0]
+
+    def split(self, using: str, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
+        """The cached values of ``keys``, and the keys not cached (to look up)."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in keys:
+            hit = self.get(using, key)
+            if hit is None:
+                missing.append(key)
+            else:
+                found[key] = hit
+        return found, missing
 
     def put(self, using: str, key: K, value: V) -> None:
         def keep() -> None:

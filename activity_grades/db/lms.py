@@ -276,15 +276,9 @@ _classes: TtlCache[str, str | None] = TtlCache()
 def classes_of_cached(activity_ids: set[str], using: str = "default") -> dict[str, str | None]:
     """``classes_of`` through this process's cache (db/cache.py): an activity's class is
     LMS data that does not change under a running query; one query for the misses."""
-    found: dict[str, str | None] = {}
-    missing = set()
-    for activity_id in activity_ids:
-        hit = _classes.get(using, activity_id)
-        if hit is None:
-            missing.add(activity_id)
-        else:
-            found[activity_id] = hit
-    for activity_id, class_id in classes_of(missing, using).items():
+    cached, missing = _classes.split(using, activity_ids)
+    found: dict[str, str | None] = dict(cached)
+    for activity_id, class_id in classes_of(set(missing), using).items():
         found[activity_id] = class_id
         if class_id is not None:
             _classes.put(using, activity_id, class_id)

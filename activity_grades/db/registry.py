@@ -30,6 +30,7 @@ __all__ = [
     "partition_table",
     "partition_tables",
     "tables_of_grades",
+    "tables_of_students",
     "cached_grade_table",
     "forget_grade",
     "class_tables",
@@ -96,14 +97,7 @@ def partition_tables(pairs: Iterable[Pair], using: str = "default") -> Pinned:
     """The live tables of those (class, term) pairs that have one, through this process's
     cache (db/cache.py); one query for the pairs not cached. A pair without a table is
     never cached: its partition may be created a moment later."""
-    found: Pinned = {}
-    missing: list[Pair] = []
-    for pair in pairs:
-        hit = _names.get(using, pair)
-        if hit is None:
-            missing.append(pair)
-        else:
-            found[pair] = hit
+    found, missing = _names.split(using, pairs)
     if missing:
         query = sql.SQL(
             "SELECT k.class_id, k.term_id, {} FROM unnest(%s::text[], %s::text[]) "
@@ -129,11 +123,7 @@ def table_of_grade(grade_id: str, using: str = "default") -> str | None:
 
 def tables_of_student(student_id: str, using: str = "default") -> list[str]:
     """The live partitions that hold this student's grades (from the key index)."""
-    query = sql.SQL(
-        "SELECT DISTINCT t FROM (SELECT {} AS t FROM (SELECT DISTINCT class_id, term_id"
-        " FROM activity_grades_key WHERE student_id = %s) k) x WHERE t IS NOT NULL ORDER BY 1"
-    ).format(LIVE_TABLE)
-    return fetch_column(using, query, [student_id])
+    return sorted(set(tables_of_students([student_id], using).values()))
 
 
 def live_tables(using: str = "default") -> dict[tuple[str, str | None], str]:
@@ -211,21 +201,18 @@ def _pinned(using: str, query: sql.Composable, params: list[Any]) -> Pinned:
     return {(c, t): name for c, t, name in fetch_rows(using, query, params) if name is not None}
 
 
-def tables_in_key_index(column: str, values: list[str], using: str = "default") -> Pinned:
-    """The live tables holding the grades whose ``column`` (``id`` or ``student_id``) is
-    one of ``values``, from the key index, one query."""
-    if column not in ("id", "student_id"):
-        raise ValueError(f"the key index is not searched by {column!r}")
+def tables_of_students(students: list[str], using: str = "default") -> Pinned:
+    """The live tables holding the grades of ``students``, from the key index, one query."""
     query = sql.SQL(
         "SELECT k.class_id, k.term_id, {} FROM (SELECT DISTINCT class_id, term_id "
-        "FROM activity_grades_key WHERE {} = ANY(%s)) k"
-    ).format(LIVE_TABLE, sql.Identifier(column))
-    return _pinned(using, query, [values])
+        "FROM activity_grades_key WHERE student_id = ANY(%s)) k"
+    ).format(LIVE_TABLE)
+    return _pinned(using, query, [students])
 
 
 def tables_of_grades(ids: list[str], using: str = "default") -> Pinned:
-    """``tables_in_key_index("id", ids)``, remembering each grade's table for
-    ``cached_grade_table``."""
+    """The live tables holding the grades ``ids``, from the key index, one query;
+    each grade's table is remembered for ``cached_grade_table``."""
     query = sql.SQL(
         "SELECT k.id, k.class_id, k.term_id, {} FROM activity_grades_key k WHERE k.id = ANY(%s)"
     ).format(LIVE_TABLE)

@@ -180,11 +180,10 @@ class ActivityGradeQuerySet(models.QuerySet[_M]):
     def _routed_writes(self) -> list[tuple[ActivityGradeQuerySet[_M], str]] | None:
         """(QuerySet, table) per partition a routed write reaches; None: unroutable."""
         found = route(self.query.where, self._base_alias(), self.db)
-        shape = f"{self.model.__name__} WHERE {self.query.where!r}"
         if found is None:
-            guard(shape, self.db)
+            guard(self.query, self.db)
             return None
-        guard(shape, self.db, len(found.tables))
+        guard(self.query, self.db, len(found.tables))
         # A class table read whole takes its term tables along; one read ONLY is written
         # with "term_id IS NULL": its own rows, the grades outside every term.
         return [

@@ -232,12 +232,12 @@ def _of_classes(
     if terms is None:
         tables = registry.partition_tables([(c, None) for c in sorted(classes)], using)
         return {n: (n, True, True) for n in tables.values()}, {c for c, _ in tables}
-    pairs = {(c, t) for c in classes for t in terms}
     if reading:
-        found = registry.partition_tables(sorted(pairs), using)
+        pairs = sorted((c, t) for c in classes for t in terms)
+        found = registry.partition_tables(pairs, using)
     else:
         found = registry.tables_of_classes(sorted(classes), terms, using)
-    return {n: (n, False, False) for pair, n in found.items() if pair in pairs}, set()
+    return {n: (n, False, False) for n in found.values()}, set()
 
 
 def _narrow(
@@ -290,7 +290,7 @@ def route(
             if keyed == "id":
                 found = registry.tables_of_grades(values, using)
             else:
-                found = registry.tables_in_key_index(keyed, values, using)
+                found = registry.tables_of_students(values, using)
             if sources is None:
                 sources = {name: (name, False, t is None) for (_, t), name in found.items()}
             else:
@@ -300,9 +300,14 @@ def route(
     return Route(tables=tuple(sorted(sources.values())))
 
 
-def guard(shape: str, using: str, pinned_count: int | None = None) -> None:
+def _shape(query: Any) -> str:
+    """How a query shows in the log and the error: its model and its WHERE clause."""
+    return f"{query.model.__name__} WHERE {query.where!r}"
+
+
+def guard(query: Any, using: str, pinned_count: int | None = None) -> None:
     """A query on every partition (``pinned_count`` None), or on more than the limit:
-    refused above the limit, logged either way."""
+    refused above the limit, logged either way. The query's text is built only then."""
     if pinned_count is not None and pinned_count <= 1:
         return  # one table is what every routed query may read
     partitions = registry.live_count(using) if pinned_count is None else pinned_count
@@ -317,6 +322,7 @@ def guard(shape: str, using: str, pinned_count: int | None = None) -> None:
             else "pins more partitions than the limit"
         )
         where = "every partition" if pinned_count is None else "pinned partitions"
+        shape = _shape(query)
         log.warning("refused a query on %s (%d): %s", where, partitions, shape)
         raise UnroutableQuery(
             f"ActivityGrade query {reach}: it would plan and lock "
@@ -325,7 +331,7 @@ def guard(shape: str, using: str, pinned_count: int | None = None) -> None:
             "ActivityGrade.objects.for_class(...), or opt in with "
             f"ActivityGrade.objects.across_all_partitions(). Query: {shape}"
         )
-    log.warning("a query reads every partition (%d): %s", partitions, shape)
+    log.warning("a query reads every partition (%d): %s", partitions, _shape(query))
 
 
 class RoutedTable(BaseTable):
@@ -342,14 +348,12 @@ class RoutedTable(BaseTable):
             reading=not locking,
             trust_grade=not locking and getattr(compiler, "may_trust_grade", False),
         )
-        shape = f"{query.model.__name__} WHERE {query.where!r}"
         if found is None:
-            # The query's own text would compile this FROM again: its filters say enough.
-            guard(shape, connection.alias)
+            guard(query, connection.alias)
             return super().as_sql(compiler, connection)
         # querysets.RoutedQuery's compiler runs the read again if this grade is not there.
         compiler.read_cached_grade = found.cached_grade
-        guard(shape, connection.alias, len(found.tables))
+        guard(query, connection.alias, len(found.tables))
         if len(found.tables) > 1 and locking:
             raise UnroutableQuery(
                 f"select_for_update() over {len(found.tables)} partitions: PostgreSQL "
