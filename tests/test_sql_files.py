@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0012.json``); migrated back to 0011 it equals
+  (``tests/fixtures/catalog_0013.json``); migrated back to 0012 it equals
+  ``catalog_0012.json``, back to 0011 it equals
   ``catalog_0011.json``, back to 0009 it equals
   ``catalog_0009.json``, back to 0008
   ``catalog_0008.json``, back to 0007
@@ -32,7 +33,7 @@ uniqueness key, 0007) the same way once 0007 existed, ``catalog_0008.json`` (the
 conversion's state, 0008) once 0008 existed, ``catalog_0009.json`` (the functions'
 search_path, 0009) once 0009 existed, ``catalog_0011.json`` (the write rule of issue 12,
 0011) once 0011 existed, ``catalog_0012.json`` (the compressed archive, 0012) once 0012
-existed.
+existed, ``catalog_0013.json`` (readable timestamps on UPDATE, 0013) once 0013 existed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.operations import RunSQL
+from django.db.migrations.operations import RunPython, RunSQL
 from psycopg import sql
 
 from activity_grades import sql as app_sql
@@ -63,13 +64,15 @@ SEARCH_PATH_FUNCTIONS = {
     for n in (
         *("route", "move", "keys_insert", "keys_delete", "keys_update", "no_truncate"),
         *("ensure_partition", "archive_year"),
+        "readable",  # 0013
     )
 }
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
 CATALOG_0008 = FIXTURES / "catalog_0008.json"
 CATALOG_0009 = FIXTURES / "catalog_0009.json"
 CATALOG_0011 = FIXTURES / "catalog_0011.json"
-CATALOG_LATEST = FIXTURES / "catalog_0012.json"  # migrated to the newest migration
+CATALOG_0012 = FIXTURES / "catalog_0012.json"
+CATALOG_LATEST = FIXTURES / "catalog_0013.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -158,14 +161,23 @@ def test_the_sql_folder_holds_only_named_sql_files():
 
 def test_every_sql_file_is_loaded_by_a_migration():
     loader = MigrationLoader(None, ignore_no_migrations=True)
-    scripts = [
-        script
+    operations = [
+        operation
         for (app, _), migration in loader.disk_migrations.items()
         if app == "activity_grades"
         for operation in migration.operations
+    ]
+    scripts = [
+        script
+        for operation in operations
         if isinstance(operation, RunSQL)
         for script in (operation.sql, operation.reverse_sql)
         if isinstance(script, str)
+    ] + [  # run_in_batches: the query files of a RunPython
+        step.text
+        for operation in operations
+        if isinstance(operation, RunPython)
+        for step in (operation.code, operation.reverse_code)
     ]
     unused = [
         relative
@@ -437,6 +449,9 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0013's reverse drops the trigger activity_grades_readable from every partition (in
+        # batches), loads partition_ddl v2 and drops the function.
+        ("0012", CATALOG_0012),
         # 0012's reverse drops the compressed archive (chunks, view, registry), renames the
         # row archive back and loads archive_year v1.
         ("0011", CATALOG_0011),
@@ -478,6 +493,7 @@ def test_back_to_0002_and_forward_again_installs_the_same_objects():
                 "activity_grades_unique_key",
                 "activity_grades_check_timestamps",
                 "activity_grades_check_placement",
+                "activity_grades_readable",
             }
             at_0002 = {
                 name for name in function_versions() if name not in GENERATED_FUNCTIONS | later

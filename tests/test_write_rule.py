@@ -13,6 +13,8 @@ import datetime as dt
 
 import pytest
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models.expressions import RawSQL
+from psycopg import sql
 
 from activity_grades import (
     ActivityGrade,
@@ -178,6 +180,60 @@ def test_an_update_to_an_unreadable_timestamp_is_refused(lms, path):
             cursor.execute("UPDATE activity_grades SET created_at = 'infinity' WHERE id = 'g'")
     svc = ActivityGradeService()
     assert [g.id for g in svc.activity_grades("123/a0")] == ["g"]
+
+
+# Columns no routing trigger watches: activity_grades_readable (migration 0013) does.
+UNWATCHED = ["submitted_at", "graded_at", "updated_at", "commitment_deadline"]
+
+
+@pytest.mark.parametrize("column", UNWATCHED)
+@pytest.mark.parametrize("value", ["infinity", "-infinity", "0044-03-15 12:00+00 BC"])
+def test_an_update_of_any_timestamp_to_an_unreadable_value_is_refused(lms, column, value):
+    sql_insert("g", "123/a0", FALL)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM activity_grades WHERE id = 'g'")
+        table = cursor.fetchone()[0]
+    assert table != "activity_grades"
+    for target in ("activity_grades", table):  # through the parent, and on the leaf itself
+        with pytest.raises(DataError) as refused:
+            with transaction.atomic(), connection.cursor() as cursor:
+                update = sql.SQL("UPDATE {} SET {} = %s WHERE id = 'g'")
+                cursor.execute(
+                    update.format(sql.Identifier(target), sql.Identifier(column)).as_string(
+                        cursor.connection
+                    ),
+                    [value],
+                )
+        assert str(refused.value).startswith(
+            f"activity_grades: {column} must be a finite timestamp from year 1 to year 9999"
+        )
+    # The ORM's update() and save() take the same path.
+    with pytest.raises(DataError, match=f"{column} must be a finite"):
+        with transaction.atomic():
+            ActivityGrade.objects.filter(pk="g").update(
+                **{column: RawSQL("%s::timestamptz", [value])}
+            )
+    grade = ActivityGrade.objects.get(pk="g")
+    assert getattr(grade, column) is None or getattr(grade, column).year < 10000
+    # What is readable still updates, and the reads a poisoned row broke still work.
+    ActivityGrade.objects.filter(pk="g").update(**{column: FALL})
+    assert getattr(ActivityGrade.objects.get(pk="g"), column) == FALL
+    assert [g.id for g in ActivityGradeService().activity_grades("123/a0")] == ["g"]
+
+
+def test_an_insert_straight_into_a_partition_is_refused_too(lms):
+    sql_insert("g", "123/a0", FALL)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM activity_grades WHERE id = 'g'")
+        table = cursor.fetchone()[0]
+    with pytest.raises(DataError, match="submitted_at must be a finite"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            insert = sql.SQL(
+                "INSERT INTO {t} (id, activity_id, student_id, status, submitted_at, created_at, "
+                "class_id, term_id) SELECT 'h', activity_id, 's9', status, 'infinity', "
+                "created_at, class_id, term_id FROM {t} WHERE id = 'g'"
+            )
+            cursor.execute(insert.format(t=sql.Identifier(table)).as_string(cursor.connection))
 
 
 @pytest.mark.parametrize("path", PYTHON_PATHS, ids=lambda p: p.__name__)

@@ -91,6 +91,7 @@ PARTITION_TRIGGERS = (
     "activity_grades_keys_update",
     "activity_grades_move",
     "activity_grades_no_truncate",
+    "activity_grades_readable",  # migration 0013
 )
 
 # run_partition_maintenance: its row in the runs table, and its session advisory lock

@@ -9,11 +9,11 @@ standard library, ``django.db.migrations``, Django's settings (``AppSQL`` reads
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.db import migrations
+from django.db import migrations, transaction
 from psycopg import sql as psql
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "manifest_text",
     "read",
     "read_manifest",
+    "run_in_batches",
     "run_sql_files",
     "sql_files",
     "write_manifest",
@@ -55,19 +56,65 @@ class AppSQL(migrations.RunSQL):
     nothing live).
     """
 
+    # Its search_path is local to a transaction: inside a non-atomic migration (0013)
+    # Django still runs each AppSQL in a transaction of its own.
+    atomic = True
+
     def _run_sql(self, schema_editor: object, sqls: object) -> None:
         execute = schema_editor.execute  # type: ignore[attr-defined]
-        schema = getattr(settings, "ACTIVITY_GRADES", {}).get("SCHEMA")
-        if schema:
-            create = psql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psql.Identifier(schema))
-            execute(create.as_string(None), params=None)
-        execute(
-            "SELECT set_config('search_path', quote_ident(s.nspname) || ', ' "
-            "|| current_setting('search_path'), true) FROM (SELECT nspname FROM pg_namespace "
-            "WHERE nspname IN (%s, %s) ORDER BY nspname = %s DESC LIMIT 1) s",
-            params=[STAGING_SCHEMA, schema or STAGING_SCHEMA, STAGING_SCHEMA],
-        )
+        _enter_app_schema(execute)
         super()._run_sql(schema_editor, sqls)  # type: ignore[misc]
+
+
+def _enter_app_schema(execute: Callable[..., object]) -> None:
+    """Put the staging schema, or ``SCHEMA`` (created if missing), first on search_path
+    until the end of the transaction (AppSQL's docstring says why)."""
+    schema = getattr(settings, "ACTIVITY_GRADES", {}).get("SCHEMA")
+    if schema:
+        create = psql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psql.Identifier(schema))
+        execute(create.as_string(None), params=None)
+    execute(
+        "SELECT set_config('search_path', quote_ident(s.nspname) || ', ' "
+        "|| current_setting('search_path'), true) FROM (SELECT nspname FROM pg_namespace "
+        "WHERE nspname IN (%s, %s) ORDER BY nspname = %s DESC LIMIT 1) s",
+        params=[STAGING_SCHEMA, schema or STAGING_SCHEMA, STAGING_SCHEMA],
+    )
+
+
+class _Batches:
+    """Run the statements a query file returns, one transaction per answer, until it
+    returns none (``run_in_batches``)."""
+
+    def __init__(self, relative: str) -> None:
+        self.relative = relative
+        self.text = read(relative)
+
+    def __call__(self, apps: object, schema_editor: object) -> None:
+        connection = schema_editor.connection  # type: ignore[attr-defined]
+        previous: list[str] | None = None
+        while True:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cur:
+                _enter_app_schema(lambda text, params: cur.execute(text, params))
+                cur.execute(self.text)
+                statements = [row[0] for row in cur.fetchall()]
+                if statements == previous:  # the last batch changed nothing: never loop
+                    raise RuntimeError(f"{self.relative} returned the same statements twice")
+                for statement in statements:
+                    cur.execute(statement)
+            if not statements:
+                return
+            previous = statements
+
+
+def run_in_batches(forward: str, reverse: str) -> migrations.RunPython:
+    """An operation for changes to every partition of a tree that may have thousands.
+
+    ``forward`` and ``reverse`` are query files returning the statements of the next
+    batch (each locks its tables until commit: a lock per partition in one transaction
+    would fill the server's lock table). The migration using it must be non-atomic
+    (``atomic = False``); each batch is one transaction in the app's schema.
+    """
+    return migrations.RunPython(_Batches(forward), _Batches(reverse), atomic=False)
 
 
 def function(name: str, version: int) -> str:
