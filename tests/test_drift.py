@@ -16,10 +16,12 @@ from django.db import IntegrityError, connection, transaction
 from psycopg import sql
 
 from activity_grades import ActivityGradeService
+from activity_grades.core.exceptions import PartitioningError
+from activity_grades.db import archive as sql_archive
 from activity_grades.db import drift
 from activity_grades.db import lms as lms_db
 from activity_grades.models import ActivityGrade
-from activity_grades.operations import repair
+from activity_grades.operations import archive, repair, restore
 from activity_grades.operations import terms as term_changes
 from gradeproject.lms.models import Term
 from tests.helpers import INSERT, assert_tree_consistent, leaf
@@ -292,6 +294,128 @@ def test_an_interrupted_term_change_is_reported_and_finished(tree):
     assert ids(repair.plan().problems) == []
     with connection.cursor() as cursor:
         assert assert_tree_consistent(cursor) == 5
+
+
+# -- a term deleted from the LMS ---------------------------------------------------------
+
+
+def test_a_deleted_term_is_reported_and_fix_refiles_its_rows_then_drops_its_leaves(tree):
+    fall = leaf("123", "2023_fall")
+    Term.objects.filter(id="2023_fall").delete()
+    problems = repair.plan().problems
+    assert ids(problems) == ["activity_grades.E018"]
+    assert "no longer exists" in problems[0].message and problems[0].fixable
+    # Reported only: create_partitions (and so the maintenance job) leaves it alone.
+    call_command("create_partitions", "--all-terms", stdout=StringIO())
+    assert ids(repair.plan().problems) == ["activity_grades.E018"]
+    assert "would fix: activity_grades.E018 term '2023_fall'" in check("--fix", "--dry-run")
+    assert count("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'") == 5
+    out = check("--fix")
+    assert "5 row(s) of deleted term '2023_fall' re-filed, 2 partition(s) dropped" in out
+    # Where routing files them now: the class tables (no other term covers Sept. 2023).
+    assert run(
+        "SELECT tableoid::regclass::text, count(*) FROM activity_grades GROUP BY 1 ORDER BY 1"
+    ) == [(leaf("123", None), 4), (leaf("456", None), 1)]
+    assert count("SELECT count(*) FROM activity_grades_partition WHERE term_id = '2023_fall'") == 0
+    assert run("SELECT to_regclass(%s)", [fall]) == [(None,)]
+    assert ids(repair.plan().problems) == []
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 5
+    # The term comes back: create_partitions gives it a leaf and adopts its rows again.
+    Term.objects.create(
+        id="2023_fall",
+        start_date=dt.date(2023, 8, 1),
+        end_date=dt.date(2023, 12, 31),
+        academic_year="2023-2024",
+    )
+    call_command("create_partitions", "--all-terms", stdout=StringIO())
+    assert count("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'") == 5
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 5
+
+
+def test_the_rows_of_a_deleted_term_go_to_the_term_that_covers_their_dates_now(tree):
+    Term.objects.filter(id="2023_fall").delete()
+    Term.objects.create(
+        id="2023_fall_b",
+        start_date=dt.date(2023, 8, 1),
+        end_date=dt.date(2023, 12, 31),
+        academic_year="2023-2024",
+    )
+    check("--fix")
+    assert dict(run("SELECT id, term_id FROM activity_grades")) == dict.fromkeys(
+        ["f0", "f1", "f2", "f3", "other"], "2023_fall_b"
+    )
+    assert ActivityGradeService().gradebook("123", "2023_fall_b") is not None
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 5
+
+
+def test_a_leaf_is_not_retired_when_its_term_is_back_or_it_is_not_the_apps(tree):
+    Term.objects.filter(id="2023_fall").update(id="2023_fall_x")  # a rename: the old id is gone
+    (gone,) = [d for d in drift.term_drift(connection.cursor()) if d.class_id == "123"]
+    Term.objects.filter(id="2023_fall_x").update(id="2023_fall")
+    with pytest.raises(PartitioningError, match="exists again"):
+        term_changes.retire_leaf(gone)
+    Term.objects.filter(id="2023_fall").delete()
+    run(sql.SQL("COMMENT ON TABLE {} IS 'not ours'").format(sql.Identifier(gone.table)))
+    with pytest.raises(PartitioningError, match="does not carry the marker"):
+        term_changes.retire_leaf(gone)
+    assert count("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'") == 5
+
+
+# -- academic-year labels of archived grades -------------------------------------------------
+
+
+def test_archived_grades_are_filed_under_their_terms_new_academic_year(tree):
+    archive.plan(["2023_fall"]).apply()
+    # An archive older than migration 0012 also holds a row of the term (row format).
+    with connection.cursor() as cursor:
+        rows_table = sql_archive.ensure_rows_year(cursor, "2023-2024")
+    run(
+        sql.SQL(
+            "INSERT INTO {} (id, activity_id, student_id, status, submitted_at, created_at, "
+            "updated_at, is_archived, is_committed, class_id, term_id, academic_year) VALUES "
+            "('old', '123/a1', 's8', 'graded', %s, %s, %s, false, false, '123', '2023_fall', "
+            "'2023-2024')"
+        ).format(sql.Identifier(rows_table)),
+        [FALL, FALL, FALL],
+    )
+    before = run("SELECT * FROM archived_activity_grades ORDER BY id")
+    Term.objects.filter(id="2023_fall").update(academic_year="AY23")
+    problems = repair.plan().problems
+    assert ids(problems) == ["activity_grades.E019"]
+    assert "archived grades (2 partition(s)) are filed under '2023-2024'" in problems[0].message
+    out = check("--fix")
+    assert "6 archived grade(s) of term '2023_fall' filed under academic year 'AY23'" in out
+    after = run("SELECT * FROM archived_activity_grades ORDER BY id")
+    assert [r[:-1] for r in after] == [r[:-1] for r in before]  # every column but the year
+    assert {r[-1] for r in after} == {"AY23"}
+    assert run(
+        "SELECT DISTINCT academic_year FROM activity_grades_partition WHERE term_id = '2023_fall'"
+    ) == [("AY23",)]
+    assert run("SELECT academic_year, rows FROM activity_grades_archive_year ORDER BY 1") == [
+        ("2023-2024", 0),
+        ("AY23", 5),
+    ]
+    assert ids(repair.plan().problems) == []
+    # Restoring finds them under the new label (both formats).
+    restore.plan(["2023_fall"]).apply()
+    assert count("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'") == 6
+
+
+def test_create_partitions_files_archived_grades_under_the_new_year_too(tree):
+    archive.plan(["2023_fall"]).apply()
+    Term.objects.filter(id="2023_fall").update(academic_year="AY23")
+    dry = StringIO()
+    call_command("create_partitions", "--all-terms", "--dry-run", stdout=dry)
+    assert "archived grades of term '2023_fall': academic year '2023-2024' -> 'AY23'" in (
+        dry.getvalue()
+    )
+    out = StringIO()
+    call_command("create_partitions", "--all-terms", stdout=out)
+    assert "5 archived grades filed under their term's new year" in out.getvalue()
+    assert ids(repair.plan().problems) == []
 
 
 # -- item 4: poison timestamps already stored -------------------------------------------------

@@ -365,6 +365,13 @@ def term_drift(cur: Cursor) -> list[TermDrift]:
     return [TermDrift(*row) for row in cur.fetchall()]
 
 
+def term_exists(cur: Cursor, term_id: str) -> bool:
+    """Whether the LMS's terms table has ``term_id`` (now, in this transaction)."""
+    cur.execute("SELECT starts_at IS NOT NULL FROM activity_grades_term_bounds(%s)", [term_id])
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def set_year(cur: Cursor, term_id: str, year: str) -> int:
     """Give the live leaves of a term the academic year its term has now."""
     cur.execute(

@@ -45,6 +45,7 @@ class CreateResult(Result):
     existing: int
     changed: list[str] = field(default_factory=list)  # leaves given their term's new bounds
     moved: int = 0  # rows re-filed after a term change
+    relabelled: int = 0  # archived grades filed under their term's new academic year
 
 
 @dataclass
@@ -59,7 +60,7 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
 
     @property
     def nothing_to_do(self) -> bool:
-        return not self.to_create and not (self.term_changes and self.term_changes.items)
+        return not self.to_create and not (self.term_changes and not self.term_changes.empty)
 
     @property
     def partitions(self) -> list[PlannedPartition]:
@@ -89,14 +90,19 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
             pass
         changed = (
             self.term_changes.apply()
-            if self.term_changes and self.term_changes.items
+            if self.term_changes and not self.term_changes.empty
             else term_changes.TermsResult()
         )
         # Also picks up partitions writers created on demand since the last run.
         dispatch.install(self.using)
         existing = len(self.items) - len(created)
         return CreateResult(
-            created, existing, changed.changed, changed.moved, seconds=clock.seconds
+            created,
+            existing,
+            changed.changed,
+            changed.moved,
+            changed.relabelled,
+            seconds=clock.seconds,
         )
 
 

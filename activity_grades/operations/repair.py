@@ -38,12 +38,12 @@ Ids (stable, documented in docs/admin.md):
   another partition (``keys=True``) — fixable, except a grade whose (activity, student)
   another grade's key row holds (a duplicate to resolve by hand)
 - ``activity_grades.E018`` a term's dates changed after its partitions were made: a leaf's
-  CHECK no longer matches the term — ``manage.py create_partitions`` applies the new bounds
+  CHECK no longer matches the term — ``manage.py create_partitions`` applies the new bounds;
+  a term deleted from the LMS — fixable (its rows re-filed, its emptied leaves dropped)
 - ``activity_grades.E020`` stored grades with a timestamp that cannot be read back
-  (``keys=True``; stored before migration 0011, or by an UPDATE of a column the triggers
-  do not see) — by hand
+  (``keys=True``; stored before migrations 0011/0013 or while a trigger was off) — by hand
 - ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
-  the registry keeps the old label — fixable
+  the registry keeps the old label, for live partitions or archived grades — fixable
 
 Ids E001-E020 are stable; ``docs/admin.md`` lists them with what to run.
 """
@@ -57,9 +57,12 @@ from dataclasses import dataclass, field
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
 from ..core.settings import app_settings
 from ..db import catalog, ddl, drift, registry
+from ..db import relabel as archive_labels
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
-from . import create, unique_key
+from ..db.drift import TermDrift
+from ..db.relabel import ArchivedLabel
+from . import create, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 
 __all__ = [
@@ -502,8 +505,10 @@ def check_terms(cur: Cursor, using: str = "default") -> list[Problem]:
                     "activity_grades.E018",
                     f"term {term_id!r} no longer exists in the LMS's terms table but "
                     f"{len(of_term)} live partition(s) hold it: {tables}",
-                    "put the term back, or archive its partitions (manage.py archive_grades "
-                    "needs the term: archive before deleting a term)",
+                    "put the term back, or manage.py check_partitions --fix moves their rows "
+                    "to where routing files them now (the class table, or a term covering "
+                    "their dates), verified, and drops the emptied partitions",
+                    fix=_term_retirer(using, of_term),
                 )
             )
             continue
@@ -542,6 +547,43 @@ def check_terms(cur: Cursor, using: str = "default") -> list[Problem]:
                 )
             )
     return out
+
+
+def check_archived_years(cur: Cursor, using: str = "default") -> list[Problem]:
+    """E019 for archived grades: filed under a year their term no longer has."""
+    return [
+        Problem(
+            "activity_grades.E019",
+            f"term {a.term_id!r} is in academic year {a.term_year!r} now, but its archived "
+            f"grades ({a.partitions} partition(s)) are filed under {a.academic_year!r}",
+            "manage.py check_partitions --fix (or create_partitions) files them under the "
+            "new year, verified by checksum; retention then uses it",
+            fix=_archive_relabeller(using, a),
+        )
+        for a in archive_labels.archived_label_drift(cur)
+    ]
+
+
+def _archive_relabeller(using: str, label: ArchivedLabel) -> Callable[[], str]:
+    def fix() -> str:
+        moved = terms.relabel_archived(label, using)
+        return (
+            f"{moved} archived grade(s) of term {label.term_id!r} filed under academic year "
+            f"{label.term_year!r} (was {label.academic_year!r})"
+        )
+
+    return fix
+
+
+def _term_retirer(using: str, leaves: list[TermDrift]) -> Callable[[], str]:
+    def fix() -> str:
+        moved = sum(terms.retire_leaf(leaf, using) for leaf in leaves)
+        return (
+            f"{moved} row(s) of deleted term {leaves[0].term_id!r} re-filed, "
+            f"{len(leaves)} partition(s) dropped"
+        )
+
+    return fix
 
 
 def _year_setter(using: str, term_id: str, year: str) -> Callable[[], str]:
@@ -718,6 +760,7 @@ def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) 
             + check_unique_key(cur)
             + check_constraint_exclusion(cur)
             + check_terms(cur, using)
+            + check_archived_years(cur, using)
         )
     if keys:
         problems += check_key_index(using, batch)

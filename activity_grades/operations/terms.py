@@ -15,8 +15,20 @@ in three steps of short transactions:
 3. per leaf: the CHECK is validated (``VALIDATE CONSTRAINT``: writes go on meanwhile),
    which proves no row is left outside the new bounds.
 
+A term whose academic year changed after some of its partitions were archived also has
+its archived grades and their registry rows filed under the new year (``relabel_archived``:
+one transaction per term and old year, verified by count and checksum), so archiving and
+retention reason with one label.
+
 ``create_partitions`` and the maintenance job apply this plan with the partitions they
 create; ``check_partitions`` reports the drift (E018, E019) until then.
+
+A leaf whose term was deleted from the LMS is only reported by those (E018): a terms
+table emptied for a moment by a sync job must not move a whole tree. ``check_partitions
+--fix`` retires it (``retire_leaf``): its rows move to where routing files them now (the
+class table, or a term that covers their dates), verified by counts, and the emptied leaf
+and its registry row go. Putting the term back later brings the rows back into a new leaf
+(``create_partitions`` adopts them from the class table).
 """
 
 from __future__ import annotations
@@ -26,15 +38,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.constants import LOGGER_NAME
+from ..core.constants import LOGGER_NAME, PARTITION_MARKER
 from ..core.exceptions import PartitioningError
 from ..core.settings import app_settings
-from ..db import drift, registry
+from ..db import catalog, ddl, drift, registry
+from ..db import relabel as archive_labels
 from ..db.connection import atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
+from ..db.relabel import ArchivedLabel
 from .base import Plan, Progress, Result, Stopwatch
 
-__all__ = ["TermsPlan", "TermsResult", "plan"]
+__all__ = ["TermsPlan", "TermsResult", "plan", "relabel_archived", "retire_leaf"]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -48,14 +62,26 @@ _EVER = (
 class TermsResult(Result):
     changed: list[str] = field(default_factory=list)  # leaves given new bounds or year
     moved: int = 0  # rows re-filed
+    relabelled: int = 0  # archived grades filed under their term's new academic year
 
 
 @dataclass
 class TermsPlan(Plan[TermDrift, TermsResult]):
-    """Live leaves whose term changed (``items``); ``apply`` brings them in line."""
+    """Live leaves whose term changed (``items``) and archived terms whose academic year
+    changed (``archived``); ``apply`` brings them in line."""
+
+    archived: list[ArchivedLabel] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.items and not self.archived
 
     def describe(self) -> list[str]:
-        out = []
+        out = [
+            f"archived grades of term {a.term_id!r}: academic year {a.academic_year!r} -> "
+            f"{a.term_year!r}"
+            for a in self.archived
+        ]
         for d in self.items:
             what = []
             if d.bounds_changed:
@@ -92,8 +118,42 @@ class TermsPlan(Plan[TermDrift, TermsResult]):
             if progress:
                 progress(len(result.changed), len(self.items), d, True)
         registry.invalidate_cache()
+        result.relabelled = sum(relabel_archived(a, using) for a in self.archived)
         result.seconds = clock.seconds
         return result
+
+
+def relabel_archived(label: ArchivedLabel, using: str = "default") -> int:
+    """File a term's archived grades under its new academic year; the grades moved.
+
+    One transaction: checksums of the term's archived grades under both labels before,
+    the move, and again after; any difference rolls it back.
+    """
+    old, new = label.academic_year, label.term_year
+    with atomic(using), cursor(using) as cur:
+        set_lock_timeout(cur, app_settings.archive_lock_timeout)
+        cols = catalog.grade_columns(cur)
+        before_old = archive_labels.checksum_of_term(cur, cols, label.term_id, old)
+        before_new = archive_labels.checksum_of_term(cur, cols, label.term_id, new)
+        moved = archive_labels.relabel(cur, label.term_id, old, new)
+        after_old = archive_labels.checksum_of_term(cur, cols, label.term_id, old)
+        after_new = archive_labels.checksum_of_term(cur, cols, label.term_id, new)
+        expected = (before_old[0] + before_new[0], before_old[1] + before_new[1])
+        if after_old[0] or after_new != expected or moved != before_old[0]:
+            raise PartitioningError(
+                f"relabelling the archived grades of term {label.term_id!r} from {old!r} to "
+                f"{new!r} did not verify ({before_old[0]} grades before, {after_new[0]} under "
+                f"{new!r} after); rolled back, nothing changed"
+            )
+    if moved:
+        logger.info(
+            "filed %s archived grades of term %s under academic year %s (was %s)",
+            moved,
+            label.term_id,
+            new,
+            old,
+        )
+    return moved
 
 
 def _by_class(drifts: Iterable[TermDrift]) -> dict[str, list[TermDrift]]:
@@ -137,9 +197,46 @@ def plan(class_ids: Iterable[str] | None = None, using: str = "default") -> Term
     wanted = set(class_ids) if class_ids else None
     with cursor(using) as cur:
         found = drift.term_drift(cur)
+        archived = archive_labels.archived_label_drift(cur) if wanted is None else []
     items = [
         d
         for d in found
         if d.term_starts_at is not None and (wanted is None or d.class_id in wanted)
     ]
-    return TermsPlan(items, using=using)
+    return TermsPlan(items, using=using, archived=archived)
+
+
+def retire_leaf(leaf: TermDrift, using: str = "default") -> int:
+    """Move the rows of a leaf whose term no longer exists to where routing files them
+    now, then drop the emptied leaf and its registry row; the rows moved.
+
+    One transaction: writers of the leaf wait (SHARE ROW EXCLUSIVE), readers do not until
+    the DROP; the class's row count is compared before and after and the leaf must be
+    empty, or everything rolls back.
+    """
+    with atomic(using), cursor(using) as cur:
+        set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+        if catalog.marker_of(cur, leaf.table) != PARTITION_MARKER:
+            raise PartitioningError(f"{leaf.table} does not carry the marker {PARTITION_MARKER!r}")
+        if drift.term_exists(cur, leaf.term_id):
+            raise PartitioningError(f"term {leaf.term_id!r} exists again: {leaf.table} stays")
+        ddl.lock_table(cur, leaf.table, "SHARE ROW EXCLUSIVE")
+        before = drift.count_only(cur, drift.tables_of_class(cur, leaf.class_id))
+        moved = drift.refile(cur, leaf.table, *_EVER)
+        left = drift.count_only(cur, [leaf.table])
+        after = drift.count_only(cur, drift.tables_of_class(cur, leaf.class_id))
+        if left or before != after:
+            raise PartitioningError(
+                f"retiring {leaf.table}: {left} rows left in it, class {leaf.class_id!r} held "
+                f"{before} rows before and {after} after; rolled back, nothing moved"
+            )
+        ddl.drop_table(cur, leaf.table)
+        drift.forget_partition(cur, leaf.table)
+    registry.invalidate_cache()
+    logger.info(
+        "moved %s rows of %s (term %s no longer exists) and dropped it",
+        moved,
+        leaf.table,
+        leaf.term_id,
+    )
+    return moved

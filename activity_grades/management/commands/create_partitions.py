@@ -76,6 +76,8 @@ class Command(BaseCommand):
             if result.changed
             else ""
         )
+        if result.relabelled:
+            changed += f"; {result.relabelled} archived grades filed under their term's new year"
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {len(result.created)} partitions, {result.existing} existing{changed}, "
@@ -84,10 +86,11 @@ class Command(BaseCommand):
         )
 
     def _print_plan(self, plan: create.CreatePlan, verbosity: int) -> None:
-        if plan.term_changes and plan.term_changes.items:
+        if plan.term_changes and not plan.term_changes.empty:
             self.stdout.write(
                 f"Would apply changed terms to {len(plan.term_changes.items)} partitions "
-                "(new CHECK, rows re-filed, then validated):"
+                "(new CHECK, rows re-filed, then validated) and "
+                f"{len(plan.term_changes.archived)} archived terms (new academic year):"
             )
             for line in plan.term_changes.describe():
                 self.stdout.write(f"  ~ {line}")
