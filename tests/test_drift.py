@@ -7,6 +7,7 @@ under its stable id, and ``--fix`` repair it (or say why it cannot).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from io import StringIO
 
 import pytest
@@ -24,7 +25,7 @@ from activity_grades.models import ActivityGrade
 from activity_grades.operations import archive, repair, restore
 from activity_grades.operations import terms as term_changes
 from gradeproject.lms.models import Term
-from tests.helpers import INSERT, assert_tree_consistent, leaf
+from tests.helpers import INSERT, assert_tree_consistent, connect, leaf
 
 pytestmark = pytest.mark.django_db
 
@@ -362,6 +363,60 @@ def test_a_leaf_is_not_retired_when_its_term_is_back_or_it_is_not_the_apps(tree)
     with pytest.raises(PartitioningError, match="does not carry the marker"):
         term_changes.retire_leaf(gone)
     assert count("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'") == 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["shortened", "deleted"])
+def test_refiling_is_verified_by_id_while_others_grade_the_class(committed_lms, change):
+    """Re-filing compares the moved grades by id, so writers of the class never make it
+    fail (a comparison of row totals did whenever someone graded meanwhile)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO activity_grades (id, activity_id, student_id, status, submitted_at, "
+            "created_at) SELECT 'old' || i, '123/a' || (i %% 2), 's' || i, 'graded', now(), "
+            "%s::timestamptz + i * interval '1 minute' FROM generate_series(1, 3000) i",
+            [FALL],
+        )
+    if change == "shortened":
+        Term.objects.filter(id="2023_fall").update(end_date=dt.date(2023, 9, 10))
+    else:
+        Term.objects.filter(id="2023_fall").delete()
+    stop = threading.Event()
+    written: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        n = 0
+        try:
+            with connect() as conn:
+                while not stop.is_set():
+                    conn.execute(INSERT, [f"w{w}-{n}", f"123/a{n % 2}", f"w{w}-{n}", FALL])
+                    n += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        written.append(n)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        if change == "shortened":
+            out = StringIO()
+            call_command("create_partitions", "--all-terms", stdout=out)
+            assert "3000 rows re-filed" in out.getvalue()
+        else:
+            assert "3000 row(s) of deleted term '2023_fall' re-filed" in check("--fix")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assert sum(written) > 0
+    assert ids(repair.plan().problems) == []
+    with connection.cursor() as cursor:
+        assert assert_tree_consistent(cursor) == 3000 + sum(written)
+        cursor.execute("SELECT count(*) FROM activity_grades WHERE term_id = '2023_fall'")
+        assert cursor.fetchone()[0] == 0
 
 
 # -- academic-year labels of archived grades -------------------------------------------------

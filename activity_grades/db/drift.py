@@ -34,6 +34,7 @@ TERM_CHECK = "activity_grades_term_check"
 __all__ = [
     "TERM_CHECK",
     "count_only",
+    "Refiled",
     "refile",
     "replace_term_check",
     "set_bounds",
@@ -438,30 +439,66 @@ def tables_of_class(cur: Cursor, class_id: str) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
-def refile(cur: Cursor, table: str, starts_at: datetime, ends_at: datetime) -> int:
-    """Rows of ``table`` (``ONLY``) created in [starts_at, ends_at) whose term is no longer
-    the one of their created_at: setting it moves each one (``activity_grades_move``).
-    Returns how many (moved rows are not in an UPDATE's row count: counted first)."""
-    where = sql.SQL(
-        "WHERE created_at >= %s AND created_at < %s "
-        "AND term_id IS DISTINCT FROM activity_grades_term_at(created_at)"
-    )
+@dataclass(frozen=True)
+class Refiled:
+    """What ``refile`` did: rows whose term changed, and where they are now."""
+
+    found: int  # rows of the table whose term is no longer the one of their created_at
+    landed: int  # of those, found in another table of the class after the move
+    left: int  # of those, still in the table
+
+    @property
+    def verified(self) -> bool:
+        return self.landed == self.found and not self.left
+
+
+_REFILED = sql.Identifier("activity_grades_refiled")
+
+
+def refile(
+    cur: Cursor, table: str, class_table: str, starts_at: datetime, ends_at: datetime
+) -> Refiled:
+    """Move the rows of ``table`` (``ONLY``) created in [starts_at, ends_at) whose term is no
+    longer the one of their created_at: setting it moves each one (``activity_grades_move``)
+    to its leaf or to ``class_table``.
+
+    Their ids are kept in a temporary table, so where they landed is counted by id in the
+    class's tables: a comparison of totals would fail whenever someone else graded the
+    class meanwhile.
+    """
     table_id = sql.Identifier(table)
-    cur.execute(
-        sql.SQL("SELECT count(*) FROM ONLY {} {}")
-        .format(table_id, where)
-        .as_string(cur.connection),
+    execute(
+        cur, sql.SQL("CREATE TEMP TABLE {} (id text PRIMARY KEY) ON COMMIT DROP").format(_REFILED)
+    )
+    execute(
+        cur,
+        sql.SQL(
+            "INSERT INTO {r} SELECT id FROM ONLY {t} WHERE created_at >= %s AND created_at < %s "
+            "AND term_id IS DISTINCT FROM activity_grades_term_at(created_at)"
+        ).format(r=_REFILED, t=table_id),
         [starts_at, ends_at],
     )
-    found = int(cur.fetchone()[0])
+    found = int(cur.rowcount)
     if found:
-        cur.execute(
-            sql.SQL("UPDATE ONLY {} SET term_id = activity_grades_term_at(created_at) {}")
-            .format(table_id, where)
-            .as_string(cur.connection),
-            [starts_at, ends_at],
+        execute(
+            cur,
+            sql.SQL(
+                "UPDATE ONLY {t} SET term_id = activity_grades_term_at(created_at) "
+                "WHERE id IN (SELECT id FROM {r})"
+            ).format(t=table_id, r=_REFILED),
         )
-    return found
+    execute(
+        cur,
+        sql.SQL(
+            "SELECT count(*) FILTER (WHERE g.tableoid <> quote_ident(%s)::regclass), "
+            "count(*) FILTER (WHERE g.tableoid = quote_ident(%s)::regclass) "
+            "FROM {c} g JOIN {r} USING (id)"
+        ).format(c=sql.Identifier(class_table), r=_REFILED),
+        [table, table],
+    )
+    landed, left = cur.fetchone()
+    execute(cur, sql.SQL("DROP TABLE {}").format(_REFILED))
+    return Refiled(found, int(landed), int(left))
 
 
 def count_only(cur: Cursor, tables: list[str]) -> int:

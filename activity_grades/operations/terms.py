@@ -10,8 +10,9 @@ in three steps of short transactions:
 2. per class: every live table of the class (``ONLY``) re-files the rows created in the
    window the change touched (old and new bounds) whose term is no longer the one of their
    created_at (latest start wins): setting it moves each through ``activity_grades_move``
-   to its leaf or to the class table. The class's row count is compared before and after
-   in the same transaction: a difference rolls the class back;
+   to its leaf or to the class table. Each moved grade is then looked up by id in the
+   class's tables in the same transaction (other writers may grade the class meanwhile):
+   one missing, or still in its old table, rolls the class back;
 3. per leaf: the CHECK is validated (``VALIDATE CONSTRAINT``: writes go on meanwhile),
    which proves no row is left outside the new bounds.
 
@@ -175,17 +176,23 @@ def _refile_class(using: str, class_id: str, changes: list[TermDrift]) -> int:
     with atomic(using), cursor(using) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
         tables = drift.tables_of_class(cur, class_id)
-        before = drift.count_only(cur, tables)
-        moved = sum(drift.refile(cur, table, starts, ends) for table in tables)
-        after = drift.count_only(cur, drift.tables_of_class(cur, class_id))
-        if before != after:
-            raise PartitioningError(
-                f"class {class_id!r} held {before} rows before re-filing and {after} after; "
-                "rolled back, nothing moved"
-            )
+        moved = 0
+        for table in tables:  # the class table first
+            done = drift.refile(cur, table, tables[0], starts, ends)
+            _verify(done, table, class_id)
+            moved += done.found
     if moved:
         logger.info("re-filed %s rows of class %s after a term change", moved, class_id)
     return moved
+
+
+def _verify(done: drift.Refiled, table: str, class_id: str) -> None:
+    if not done.verified:
+        raise PartitioningError(
+            f"re-filing {done.found} rows of {table}: {done.landed} found in class "
+            f"{class_id!r}'s other tables afterwards, {done.left} still in it; rolled back, "
+            "nothing moved"
+        )
 
 
 def plan(class_ids: Iterable[str] | None = None, using: str = "default") -> TermsPlan:
@@ -221,22 +228,21 @@ def retire_leaf(leaf: TermDrift, using: str = "default") -> int:
         if drift.term_exists(cur, leaf.term_id):
             raise PartitioningError(f"term {leaf.term_id!r} exists again: {leaf.table} stays")
         ddl.lock_table(cur, leaf.table, "SHARE ROW EXCLUSIVE")
-        before = drift.count_only(cur, drift.tables_of_class(cur, leaf.class_id))
-        moved = drift.refile(cur, leaf.table, *_EVER)
+        class_table = drift.tables_of_class(cur, leaf.class_id)[0]
+        done = drift.refile(cur, leaf.table, class_table, *_EVER)
+        _verify(done, leaf.table, leaf.class_id)
         left = drift.count_only(cur, [leaf.table])
-        after = drift.count_only(cur, drift.tables_of_class(cur, leaf.class_id))
-        if left or before != after:
+        if left:  # rows the lock let in before it was granted, or outside _EVER
             raise PartitioningError(
-                f"retiring {leaf.table}: {left} rows left in it, class {leaf.class_id!r} held "
-                f"{before} rows before and {after} after; rolled back, nothing moved"
+                f"retiring {leaf.table}: {left} rows still in it; rolled back, nothing moved"
             )
         ddl.drop_table(cur, leaf.table)
         drift.forget_partition(cur, leaf.table)
     registry.invalidate_cache()
     logger.info(
         "moved %s rows of %s (term %s no longer exists) and dropped it",
-        moved,
+        done.found,
         leaf.table,
         leaf.term_id,
     )
-    return moved
+    return done.found
