@@ -44,13 +44,14 @@ def _env(url: str) -> dict[str, str]:
 
 
 def _manage(url: str, *args: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=_env(url),
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 # One session of the mix: a loop of queries for a few seconds; prints its error count.
@@ -91,7 +92,9 @@ SESSION = textwrap.dedent(
 )
 
 
-def test_no_orm_query_fills_the_lock_table(small_lock_server):
+@pytest.fixture(scope="module")
+def tree_url(small_lock_server):
+    """The tree of over 800 partitions, with grades, on the server with 200 lock slots."""
     url = small_lock_server.rsplit("/", 1)[0] + "/grades"
     with psycopg.connect(small_lock_server, autocommit=True) as conn:
         conn.execute("CREATE DATABASE grades")
@@ -116,6 +119,31 @@ def test_no_orm_query_fills_the_lock_table(small_lock_server):
             "* current_setting('max_connections')::int"
         ).fetchone()[0]
     assert partitions > 800 and capacity == 200
+    return url
+
+
+def test_migration_0013_changes_every_partition_in_batches_the_lock_table_holds(tree_url):
+    """0013 creates (and its reverse drops) a trigger on each of 800+ partitions: one
+    transaction would need a lock per partition; batches of 100 fit in 200 slots."""
+    count = (
+        "SELECT count(*) FROM pg_trigger WHERE tgname = 'activity_grades_readable' "
+        "AND tgrelid IN (SELECT table_name::regclass FROM activity_grades_partition)"
+    )
+    with psycopg.connect(tree_url, autocommit=True) as conn:
+        partitions = conn.execute("SELECT count(*) FROM activity_grades_partition").fetchone()[0]
+        assert conn.execute(count).fetchone()[0] == partitions
+    _manage(tree_url, "migrate", "activity_grades", "0012", "-v0")
+    with psycopg.connect(tree_url, autocommit=True) as conn:
+        assert conn.execute(count).fetchone()[0] == 0
+    _manage(tree_url, "migrate", "-v0")
+    with psycopg.connect(tree_url, autocommit=True) as conn:
+        assert conn.execute(count).fetchone()[0] == partitions
+        with pytest.raises(psycopg.errors.DatetimeFieldOverflow):
+            conn.execute("UPDATE activity_grades_class_c1 SET graded_at = 'infinity'")
+
+
+def test_no_orm_query_fills_the_lock_table(tree_url):
+    url = tree_url
     roles = ["unroutable", "reader", "reader", "reader", "reader", "w1", "w2", "w3"]
     procs = [
         subprocess.Popen(

@@ -45,6 +45,7 @@ __all__ = [
     "create_trigger",
     "delete_keys",
     "delete_keys_of",
+    "ddl_triggers",
     "disabled_triggers",
     "enable_trigger",
     "forget_partition",
@@ -174,6 +175,21 @@ def enable_trigger(cur: Cursor, table: str, trigger: str) -> None:
             sql.Identifier(table), sql.Identifier(trigger)
         ),
     )
+
+
+def ddl_triggers(cur: Cursor) -> list[str]:
+    """Names of the triggers the installed partition DDL gives each partition.
+
+    Read from ``activity_grades_partition_ddl`` rather than a constant: between a code
+    upgrade and its ``migrate`` the partitions lack the trigger the new migration adds, and
+    the checks ``migrate`` runs first must not call that an error.
+    """
+    cur.execute(
+        "SELECT split_part(s, ' ', 3) FROM activity_grades_partition_ddl(%s, %s, 'x', NULL, "
+        "NULL, NULL) s WHERE s LIKE 'CREATE TRIGGER %%'",
+        ["x", PARENT],
+    )
+    return [row[0] for row in cur.fetchall()]
 
 
 def create_trigger(cur: Cursor, table: str, trigger: str) -> bool:

@@ -9,7 +9,7 @@ column; an UPDATE that set only ``submitted_at``, ``graded_at``, ``updated_at`` 
   (``activity_grades_check_timestamps``).
 - ``activity_grades_partition_ddl`` v3: every new partition gets the trigger
   ``activity_grades_readable`` (BEFORE INSERT OR UPDATE, fired only by its WHEN clause).
-- Partitions made before this migration get it in batches of 500, one transaction each,
+- Partitions made before this migration get it in batches of 100, one transaction each,
   so a tree of thousands never holds thousands of locks at once: the migration is
   non-atomic (its SQL files still run in a transaction each). Rows stored before it
   are found by ``check_partitions --keys`` (E020).

@@ -54,7 +54,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
+from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER
 from ..core.settings import app_settings
 from ..db import catalog, ddl, drift, registry
 from ..db import relabel as archive_labels
@@ -322,8 +322,9 @@ def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
     have = catalog.names_by_table(cur, "triggers", oids)
     disabled = set(drift.disabled_triggers(cur, oids))
     out = []
+    expected = drift.ddl_triggers(cur)
     for oid, table, _term in parts:
-        for name in PARTITION_TRIGGERS:
+        for name in expected:
             if name in have.get(oid, set()):
                 continue
             off = (table, name) in disabled
