@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
 
 from activity_grades import placement
 from activity_grades.core.exceptions import PlacementError, ShardError
@@ -436,3 +436,39 @@ def test_a_stopped_shard_is_reported_by_check_partitions(shards_up, settings):
         assert cur.fetchone()[0] == 0
     with pytest.raises(ShardError, match="not in ACTIVITY_GRADES"):
         shards.plan(shards=["shard9"])
+
+
+# -- the migration -------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unapplying_0015_refuses_to_forget_classes_placed_on_shards(two_shards):
+    placement.place("c1", "shard1")
+    try:
+        with pytest.raises(DatabaseError, match="forgets where 1 class"):
+            call_command("migrate", "activity_grades", "0012", verbosity=0)
+        assert placement.shard_of("c1") == "shard1"  # nothing changed
+        placement.place("c1", "local")
+        call_command("migrate", "activity_grades", "0012", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("SELECT to_regclass('activity_grades_placement')")
+            assert cur.fetchone()[0] is None
+    finally:
+        call_command("migrate", "activity_grades", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("DELETE FROM activity_grades_placement")
+
+
+@shard_test
+def test_unapplying_0015_drops_the_foreign_servers_setup_made(shards_up):
+    run()
+    try:
+        call_command("migrate", "activity_grades", "0012", verbosity=0)
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_foreign_server")
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT count(*) FROM pg_user_mappings")
+            assert cur.fetchone()[0] == 0
+    finally:
+        call_command("migrate", "activity_grades", verbosity=0)
+    assert shards.plan().steps and "Ran 4 step(s)" in run()  # servers and mappings again
