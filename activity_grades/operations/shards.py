@@ -120,8 +120,8 @@ def _why(exc: DatabaseError) -> str:
     text = str(exc).strip()
     if getattr(exc.__cause__, "sqlstate", None) == "42501":  # insufficient_privilege
         text += (
-            " (privileges: docs/sharding.md; the extension needs a superuser once, or CREATE "
-            "on the database; a shard's table needs CREATE on its schema)"
+            " (privileges: docs/sharding.md; postgres_fdw is not a trusted extension: a "
+            "superuser creates it once; a shard's table needs CREATE on its schema)"
         )
     return text
 
