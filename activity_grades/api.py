@@ -13,6 +13,7 @@ Operations follow one vocabulary: ``<operation>.plan(...)`` reads and returns a 
 
 from __future__ import annotations
 
+from . import placement
 from .core.constants import Status
 from .core.exceptions import (
     ActivityGradesError,
@@ -29,9 +30,11 @@ from .core.exceptions import (
     LockTimeout,
     NoUniqueKey,
     PartitioningError,
+    PlacementError,
     ReadOnlyError,
     RetentionError,
     SettingsError,
+    ShardError,
     TermMismatch,
     UniqueKeyError,
     UnknownActivity,
@@ -64,6 +67,7 @@ from .operations import (
     repair,
     restore,
     retention,
+    shards,
     unique_key,
 )
 from .operations.archive import ArchiveItem, ArchivePlan, ArchiveResult
@@ -75,6 +79,7 @@ from .operations.maintenance import MaintenancePlan, MaintenanceResult
 from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
+from .operations.shards import SetupPlan, SetupResult, SetupStep
 from .operations.unique_key import KeyItem, UniqueKeyPlan, UniqueKeyResult
 from .reporting.archive import ArchiveYear, archive_years
 from .reporting.metrics import collect as collect_metrics
@@ -107,6 +112,8 @@ __all__ = [
     "table_of_grade",
     "tables_of_student",
     "Term",
+    # where a class lives (docs/sharding.md)
+    "placement",
     # operations: <module>.plan(...) -> Plan; Plan.apply(progress) -> Result
     "archive",
     "compress",
@@ -116,6 +123,7 @@ __all__ = [
     "repair",
     "restore",
     "retention",
+    "shards",
     "unique_key",
     "Plan",
     "Progress",
@@ -142,6 +150,9 @@ __all__ = [
     "RetentionItem",
     "RetentionPlan",
     "RetentionResult",
+    "SetupPlan",
+    "SetupResult",
+    "SetupStep",
     "KeyItem",
     "UniqueKeyPlan",
     "UniqueKeyResult",
@@ -174,9 +185,11 @@ __all__ = [
     "LockTimeout",
     "NoUniqueKey",
     "PartitioningError",
+    "PlacementError",
     "ReadOnlyError",
     "RetentionError",
     "SettingsError",
+    "ShardError",
     "TermMismatch",
     "UnknownActivity",
     "UnknownColumn",

@@ -33,6 +33,10 @@ class Server:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def start(self) -> None:
+        """Start it again after ``stop()`` (same port, no extra settings)."""
+        _start(self.data, self.data.parent, self.port, {})
+
     def stop(self) -> None:
         """Stop at once; nothing happens if it is already stopped."""
         pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]

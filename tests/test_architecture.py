@@ -27,6 +27,7 @@ LAYERS = {
     "models": 2,
     "replicas": 2,  # which database serves a read: core and db only
     "service": 2,
+    "placement": 2,  # which server holds a class: core and db only
     "operations": 3,
     "reporting": 4,
     "admin": 5,

@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0013.json``); migrated back to 0012 it equals
+  (``tests/fixtures/catalog_0014.json``); migrated back to 0013 it equals
+  ``catalog_0013.json``, back to 0012 it equals
   ``catalog_0012.json``, back to 0011 it equals
   ``catalog_0011.json``, back to 0009 it equals
   ``catalog_0009.json``, back to 0008
@@ -33,7 +34,8 @@ uniqueness key, 0007) the same way once 0007 existed, ``catalog_0008.json`` (the
 conversion's state, 0008) once 0008 existed, ``catalog_0009.json`` (the functions'
 search_path, 0009) once 0009 existed, ``catalog_0011.json`` (the write rule of issue 12,
 0011) once 0011 existed, ``catalog_0012.json`` (the compressed archive, 0012) once 0012
-existed, ``catalog_0013.json`` (readable timestamps on UPDATE, 0013) once 0013 existed.
+existed, ``catalog_0013.json`` (readable timestamps on UPDATE, 0013) once 0013 existed,
+``catalog_0014.json`` (the shards' placement table, 0014) once 0014 existed.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ CATALOG_0008 = FIXTURES / "catalog_0008.json"
 CATALOG_0009 = FIXTURES / "catalog_0009.json"
 CATALOG_0011 = FIXTURES / "catalog_0011.json"
 CATALOG_0012 = FIXTURES / "catalog_0012.json"
-CATALOG_LATEST = FIXTURES / "catalog_0013.json"  # migrated to the newest migration
+CATALOG_0013 = FIXTURES / "catalog_0013.json"
+CATALOG_LATEST = FIXTURES / "catalog_0014.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -449,6 +452,8 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0014's reverse drops the placement table (and setup_shards' foreign servers).
+        ("0013", CATALOG_0013),
         # 0013's reverse drops the trigger activity_grades_readable from every partition (in
         # batches), loads partition_ddl v2 and drops the function.
         ("0012", CATALOG_0012),

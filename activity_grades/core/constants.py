@@ -33,9 +33,12 @@ __all__ = [
     "PARENT_CHECK",
     "PARTITION_MARKER",
     "PARTITION_TRIGGERS",
+    "PLACEMENT_TABLE",
     "REGISTRY_TABLE",
     "ROUTE_LEGACY_TRIGGER",
     "ROUTE_TRIGGER",
+    "SHARD_MARKER",
+    "SHARD_PARENT_MARKER",
     "STAGING_SCHEMA",
     "Status",
 ]
@@ -72,12 +75,19 @@ STAGING_SCHEMA = "activity_grades_staging"
 LEGACY_TABLE = "activity_grades_legacy"
 LEGACY_CLASS = "\x01legacy"
 
+# Migration 0014: where each class lives (issue 16, docs/sharding.md), decided once.
+PLACEMENT_TABLE = "activity_grades_placement"
+
 # Ownership markers (COMMENT ON TABLE): the app only drops or detaches what carries one.
 PARTITION_MARKER = "activity_grades:partition"
 DETACHED_MARKER = "activity_grades:detached"
 ARCHIVE_MARKER = "activity_grades:archive"
 ARCHIVE_VIEW_MARKER = "activity_grades:archive-view"  # the view archived_activity_grades
 LEGACY_MARKER = "activity_grades:legacy"
+# COMMENT ON SERVER of the foreign servers setup_shards creates on the coordinator, and
+# COMMENT ON TABLE of the empty parent it creates on each shard.
+SHARD_MARKER = "activity_grades:shard"
+SHARD_PARENT_MARKER = "activity_grades:shard-parent"
 
 # The parent's routing trigger and its "holds no rows" CHECK.
 ROUTE_TRIGGER = "activity_grades_route"

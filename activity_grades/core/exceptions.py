@@ -23,10 +23,12 @@ __all__ = [
     "InvalidId",
     "LockTimeout",
     "NoUniqueKey",
+    "PlacementError",
     "PartitioningError",
     "ReadOnlyError",
     "RetentionError",
     "SettingsError",
+    "ShardError",
     "TermMismatch",
     "UnknownActivity",
     "UnknownColumn",
@@ -122,3 +124,11 @@ class UnknownColumn(GradeError, TypeError):
 
 class UnroutableQuery(ActivityGradesError):
     """A query on ActivityGrade pins no partition and would plan and lock all of them."""
+
+
+class ShardError(ActivityGradesError):
+    """A shard cannot be set up or reached as asked; says which and what to do."""
+
+
+class PlacementError(ShardError, ValueError):
+    """A class cannot be placed as asked (unknown shard, or it already has partitions)."""

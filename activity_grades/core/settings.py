@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
 from .exceptions import SettingsError
+from .shards import ALIAS_PATTERN, LOCAL, MAX_ALIAS_LENGTH
 
 __all__ = ["UNIQUE_KEY_COLUMNS", "AppSettings", "TermYearSource", "app_settings"]
 
@@ -49,6 +50,41 @@ def _aliases(value: list[str] | tuple[str, ...]) -> str | None:
     if DEFAULT_DB_ALIAS in value:
         return f"must not name the primary {DEFAULT_DB_ALIAS!r}"
     return None
+
+
+def _shards(value: list[str] | tuple[str, ...]) -> str | None:
+    if not all(isinstance(a, str) for a in value):
+        return f"must list database aliases (str), not {value!r}"
+    if len(set(value)) != len(value):
+        return f"names an alias twice: {sorted(a for a in set(value) if value.count(a) > 1)!r}"
+    if LOCAL in value:
+        return f"must not name an alias {LOCAL!r}: it means the coordinator itself"
+    odd = [a for a in value if not ALIAS_PATTERN.fullmatch(a)]
+    if odd:
+        return (
+            f"names aliases that are not 1 to {MAX_ALIAS_LENGTH} letters, digits or "
+            f"underscores (the foreign server is named after them): {odd!r}"
+        )
+    if problem := _aliases(value):
+        return problem
+    engines = [a for a in value if "postgresql" not in settings.DATABASES[a].get("ENGINE", "")]
+    if engines:
+        return f"names databases that are not PostgreSQL: {engines!r}"
+    return None
+
+
+def _placement_map(value: dict[Any, Any]) -> str | None:
+    keys = [k for k in value if isinstance(k, bool) or not isinstance(k, str | int)]
+    if keys:
+        return f"must map class ids (str or int) to a shard alias or {LOCAL!r}: keys {keys!r}"
+    values = [v for v in value.values() if not isinstance(v, str)]
+    if values:
+        return f"must map class ids to a shard alias or {LOCAL!r} (str), not {values!r}"
+    return None
+
+
+def _new_classes(value: str) -> str | None:
+    return None if value in (LOCAL, "hash") else f"must be {LOCAL!r} or 'hash', not {value!r}"
 
 
 def _positive(value: int | None) -> str | None:
@@ -309,6 +345,26 @@ class AppSettings:
         "seconds after a write during which its reader reads the primary",
         _non_negative,
     )
+    # Shards (docs/sharding.md): servers that hold whole classes, reached from this database
+    # (the coordinator) through postgres_fdw. Each is a Django alias: credentials stay in
+    # DATABASES. A class's placement is decided once and recorded (activity_grades_placement).
+    SHARDS = Setting[list[str] | tuple[str, ...]](
+        [], (list, tuple), "aliases in DATABASES of the shard servers (setup_shards)", _shards
+    )
+    SHARD_PLACEMENT = Setting[dict[str | int, str]](
+        {},
+        dict,
+        f"class id -> shard alias or {LOCAL!r}: where a class goes when it is first placed",
+        _placement_map,
+    )
+    SHARD_NEW_CLASSES = Setting[str](
+        LOCAL,
+        str,
+        f"where a class that SHARD_PLACEMENT does not name goes when first placed: {LOCAL!r} "
+        "(the coordinator) or 'hash' (spread over SHARDS; a class that already has "
+        "partitions stays local)",
+        _new_classes,
+    )
 
     # -- derived ---------------------------------------------------------------
 
@@ -325,6 +381,18 @@ class AppSettings:
     def unique_key_on(self) -> bool:
         """Whether (activity_id, student_id) is unique across the tree (UNIQUE_KEY)."""
         return self.UNIQUE_KEY is not None
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """SHARDS as a tuple of aliases."""
+        return tuple(self.SHARDS)
+
+    def configured_placement(self, class_id: str) -> str | None:
+        """SHARD_PLACEMENT's shard (or 'local') for a class, keys compared as text; or None."""
+        for key, shard in self.SHARD_PLACEMENT.items():
+            if str(key) == class_id:
+                return shard
+        return None
 
     @property
     def term_year_source(self) -> TermYearSource:
@@ -363,7 +431,7 @@ class AppSettings:
                 out.append((key, problem))
         if raw.get("MAINTENANCE_RETENTION") is True and raw.get("RETENTION_YEARS") is None:
             out.append(("MAINTENANCE_RETENTION", "is on but RETENTION_YEARS is not set"))
-        return out + _term_year_problems(raw)
+        return out + _term_year_problems(raw) + _shard_problems(raw)
 
     def require_valid(self, *keys: str) -> None:
         """Raise SettingsError for the first problem among ``keys`` (all when empty)."""
@@ -399,6 +467,32 @@ def _term_year_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
         out += [
             (key, "is set but TERM_YEAR_TABLE is not") for key in _YEAR_TABLE_COLUMNS if key in raw
         ]
+    return out
+
+
+def _shard_problems(raw: dict[str, Any]) -> list[tuple[str, str]]:
+    """Shard keys that contradict each other (each key's own type is checked first)."""
+    shards = raw.get("SHARDS", [])
+    if not isinstance(shards, list | tuple):
+        return []
+    out: list[tuple[str, str]] = []
+    replicas = raw.get("READ_REPLICAS", [])
+    both = sorted(set(shards) & set(replicas)) if isinstance(replicas, list | tuple) else []
+    if both:
+        out.append(("SHARDS", f"and READ_REPLICAS name the same databases: {both!r}"))
+    placement = raw.get("SHARD_PLACEMENT", {})
+    if isinstance(placement, dict):
+        unknown = {k: v for k, v in placement.items() if v != LOCAL and v not in shards}
+        if unknown:
+            out.append(
+                (
+                    "SHARD_PLACEMENT",
+                    f"places classes on shards not in SHARDS: {unknown!r} "
+                    f"(add them to SHARDS, or place them {LOCAL!r})",
+                )
+            )
+    if raw.get("SHARD_NEW_CLASSES") == "hash" and not shards:
+        out.append(("SHARD_NEW_CLASSES", "is 'hash' but SHARDS is empty"))
     return out
 
 

@@ -51,6 +51,7 @@ from ..core.constants import (
     LEGACY_MARKER,
     LEGACY_TABLE,
     PARENT,
+    PLACEMENT_TABLE,
     REGISTRY_TABLE,
     STAGING_SCHEMA,
 )
@@ -724,6 +725,7 @@ def _app_tables() -> list[str]:
         app_settings.MAINTENANCE_RUNS_TABLE,
         CONVERSION_TABLE,
         CONVERSION_MOVED_TABLE,
+        PLACEMENT_TABLE,  # migration 0014
     ]
 
 

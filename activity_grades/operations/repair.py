@@ -45,7 +45,22 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
   the registry keeps the old label, for live partitions or archived grades — fixable
 
-Ids E001-E020 are stable; ``docs/admin.md`` lists them with what to run.
+Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
+
+- ``activity_grades.E030`` a shard does not answer (a direct connection to its alias fails)
+- ``activity_grades.E031`` the coordinator lacks the postgres_fdw extension — fixable when
+  the server has it to install
+- ``activity_grades.E032`` a shard's foreign server is missing, or its host/port/dbname
+  disagree with the alias's ``DATABASES`` entry — fixable (not a server of that name that
+  ``setup_shards`` did not make)
+- ``activity_grades.E033`` the coordinator's user has no user mapping on a shard's server,
+  or its user/password disagree with the alias's entry — fixable
+- ``activity_grades.E034`` a shard lacks its empty ``activity_grades`` parent — fixable
+  (not one whose columns differ, or that the app did not make)
+- ``activity_grades.E035`` a recorded placement disagrees with ``SHARD_PLACEMENT``
+- ``activity_grades.E036`` a class is placed on a shard that ``SHARDS`` no longer lists
+
+Ids E001-E020 and E030-E036 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -55,6 +70,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER
+from ..core.exceptions import SettingsError
 from ..core.settings import app_settings
 from ..db import catalog, ddl, drift, registry
 from ..db import relabel as archive_labels
@@ -62,7 +78,7 @@ from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, terms, unique_key
+from . import create, shards, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 
 __all__ = [
@@ -71,6 +87,7 @@ __all__ = [
     "Problem",
     "RepairPlan",
     "check_key_index",
+    "check_shards",
     "plan",
     "required_indexes",
 ]
@@ -742,6 +759,34 @@ def check_upcoming(using: str = "default") -> list[Problem]:
     ]
 
 
+def check_shards(using: str = "default") -> list[Problem]:
+    """E030-E036: the shards against the settings; ``--fix`` runs the safe setup steps."""
+    try:
+        setup = shards.plan(using)
+    except SettingsError:
+        return []  # E100 says what to fix first
+    out = [Problem(b.code, b.problem, b.hint) for b in setup.blockers]
+    for step in setup.steps:
+        out.append(
+            Problem(
+                step.code,
+                step.problem,
+                "manage.py setup_shards puts it right",
+                fix=_setup_runner(using, step),
+            )
+        )
+    findings = shards.placement_findings(using)
+    return out + [Problem(b.code, b.problem, b.hint) for b in findings]
+
+
+def _setup_runner(using: str, step: shards.SetupStep) -> Callable[[], str]:
+    def fix() -> str:
+        shards.SetupPlan([step], using=using).apply()
+        return step.what
+
+    return fix
+
+
 def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) -> RepairPlan:
     """Run every check; a fixed number of catalog queries whatever the tree's size.
 
@@ -765,4 +810,4 @@ def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) 
         )
     if keys:
         problems += check_key_index(using, batch)
-    return RepairPlan(problems + check_upcoming(using), using=using)
+    return RepairPlan(problems + check_upcoming(using) + check_shards(using), using=using)
