@@ -241,10 +241,7 @@ def drop_month(cur: Cursor, month: MonthRow) -> None:
     lock) and forget it in the registry."""
     table = sql.Identifier(month.table_name)
     execute(cur, sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(table))
-    cur.execute(
-        "SELECT obj_description(to_regclass(quote_ident(%s)), 'pg_class')", [month.table_name]
-    )
-    marker = cur.fetchone()[0]
+    marker = marker_of(cur, month.table_name)
     if marker != PARTITION_MARKER:
         raise PartitioningError(
             f"{month.table_name} does not carry the app's marker ({marker!r}): not dropped"
