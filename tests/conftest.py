@@ -42,6 +42,7 @@ def drop_all_partitions() -> None:
                 sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)).as_string()
             )
         cursor.execute("DELETE FROM activity_grades_partition")
+        cursor.execute("DELETE FROM activity_grades_month")
         cursor.execute("DELETE FROM activity_grades_key")
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ensure_month",
     "install_granularity",
     "live_months",
+    "month_ddl",
     "month_name",
     "move_batch",
     "rows_in_table",
@@ -93,6 +94,33 @@ def month_name(cur: Cursor, class_id: str, term_id: str, label: str) -> str:
     cur.execute("SELECT activity_grades_partition_name(%s, %s)", [class_id, f"{term_id}_m{label}"])
     name: str = cur.fetchone()[0]
     return name
+
+
+def month_ddl(
+    cur: Cursor,
+    table: str,
+    term_table: str,
+    class_id: str,
+    term_id: str,
+    month: Slice,
+) -> list[str]:
+    """The statements ``activity_grades_ensure_month`` runs to create one month table (for
+    dry runs): its CREATE TABLE with the month's CHECK, then a term table's other DDL."""
+    create = sql.SQL(
+        "CREATE TABLE {} (CONSTRAINT activity_grades_month_check CHECK (created_at >= "
+        "{}::timestamptz AND created_at < {}::timestamptz)) INHERITS ({})"
+    ).format(
+        sql.Identifier(table),
+        sql.Literal(month.starts_at),
+        sql.Literal(month.ends_at),
+        sql.Identifier(term_table),
+    )
+    cur.execute(
+        "SELECT activity_grades_partition_ddl(%s, %s, %s, %s, %s, %s)",
+        [table, term_table, class_id, term_id, month.starts_at, month.ends_at],
+    )
+    rest = [row[0] for row in cur.fetchall()][1:]
+    return [create.as_string(cur.connection), *rest]
 
 
 def ensure_month(

@@ -20,6 +20,7 @@ from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 __all__ = [
     "CACHE_SECONDS",
     "LIVE_TABLE",
+    "archived_count",
     "RegistryRow",
     "invalidate_cache",
     "live_count",
@@ -186,6 +187,12 @@ def missing_tables(using: str = "default") -> list[str]:
         "AND to_regclass(quote_ident(table_name)) IS NULL ORDER BY table_name",
         [Status.LIVE.value],
     )
+
+
+def archived_count(term_id: str, using: str = "default") -> int:
+    """How many partitions of the term are archived or detached (not live)."""
+    query = "SELECT count(*) FROM activity_grades_partition WHERE term_id = %s AND status <> %s"
+    return int(fetch_value(using, query, [term_id, Status.LIVE.value]))
 
 
 def live_count(using: str = "default") -> int:

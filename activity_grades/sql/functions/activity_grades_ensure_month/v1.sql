@@ -3,8 +3,9 @@
 -- child of the term's table (created too if missing), its CHECK the term's id and the
 -- calendar month of p_at (activity_grades_month_bounds) clipped to the term's bounds as
 -- the registry holds them, so every instant of the term has exactly one month table.
--- Same DDL as a term table (activity_grades_partition_ddl), registered in
--- activity_grades_month. Race-safe like activity_grades_ensure_partition: one advisory
+-- Its own CHECK is activity_grades_month_check (the month; the term's is inherited), the
+-- rest of its DDL a term table's (activity_grades_partition_ddl after its CREATE TABLE:
+-- keys, indexes, marker, triggers); registered in activity_grades_month. Race-safe like activity_grades_ensure_partition: one advisory
 -- lock per (class, term), and the registry read again once it is held. A month archived
 -- before (status 'archived'/'detached') is created again and goes back to 'live'.
 CREATE OR REPLACE FUNCTION activity_grades_ensure_month(
@@ -58,8 +59,13 @@ BEGIN
     ELSE
         table_name := activity_grades_partition_name(p_class_id, p_term_id || '_m' || v_label);
     END IF;
-    FOR v_stmt IN SELECT activity_grades_partition_ddl(
+    EXECUTE format(
+        'CREATE TABLE %I (CONSTRAINT activity_grades_month_check CHECK (created_at >= %L::timestamptz '
+        'AND created_at < %L::timestamptz)) INHERITS (%I)',
+        table_name, v_starts, v_ends, v_term_table);
+    FOR v_stmt IN SELECT d.stmt FROM activity_grades_partition_ddl(
         table_name, v_term_table, p_class_id, p_term_id, v_starts, v_ends)
+        WITH ORDINALITY AS d(stmt, n) WHERE d.n > 1 ORDER BY d.n
     LOOP
         EXECUTE v_stmt;
     END LOOP;
