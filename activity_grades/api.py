@@ -61,6 +61,7 @@ from .operations import (
     convert,
     create,
     maintenance,
+    regranulate,
     repair,
     restore,
     retention,
@@ -72,6 +73,7 @@ from .operations.compress import CompressItem, CompressPlan, CompressResult
 from .operations.convert import ConversionPlan, ConversionResult
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
 from .operations.maintenance import MaintenancePlan, MaintenanceResult
+from .operations.regranulate import RegranulateItem, RegranulatePlan, RegranulateResult
 from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
@@ -116,6 +118,7 @@ __all__ = [
     "repair",
     "restore",
     "retention",
+    "regranulate",
     "unique_key",
     "Plan",
     "Progress",
@@ -141,6 +144,9 @@ __all__ = [
     "RestoreResult",
     "RetentionItem",
     "RetentionPlan",
+    "RegranulateItem",
+    "RegranulatePlan",
+    "RegranulateResult",
     "RetentionResult",
     "KeyItem",
     "UniqueKeyPlan",

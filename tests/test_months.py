@@ -14,11 +14,13 @@ import pytest
 from django.core import checks
 from django.core.management import CommandError, call_command
 from django.db import connection
+from psycopg import sql
 
 from activity_grades import ActivityGrade, ActivityGradeService
+from activity_grades.core.constants import Granularity
 from activity_grades.db import months
 from activity_grades.db.registry import invalidate_cache
-from activity_grades.operations import regranulate
+from activity_grades.operations import regranulate, repair
 from activity_grades.operations.faults import FAULT_ENV
 from tests.archive_support import manage, scalar
 from tests.conftest import TERMS, make_lms
@@ -388,3 +390,80 @@ def test_killed_regranulate_loses_nothing_and_rerun_finishes():
 
 def test_terms_fixture_is_what_these_tests_assume():
     assert TERMS[0][0] == FALL
+
+
+# ------------------------------------------------------------- check_partitions E021-E024
+
+
+def problems() -> list:
+    """What check_partitions finds, but E007 (these tests create only some class tables)."""
+    return [p for p in repair.plan().problems if p.id != "activity_grades.E007"]
+
+
+def problem_ids() -> list[str]:
+    return sorted(p.id for p in problems())
+
+
+@pytest.mark.django_db
+def test_a_healthy_month_tree_has_no_problem(by_month):
+    make_lms()
+    spread("123/a0", 30, "g-")
+    run("--class", "456", "--term", FALL)  # then nothing is missing (no E007)
+    assert repair.plan().problems == []
+    out = StringIO()
+    call_command("check_partitions", stdout=out, stderr=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_month_table_without_its_check_is_e021(by_month):
+    make_lms()
+    spread("123/a0", 30, "g-")
+    month = months.live_months(class_id="123")[0]
+    with connection.cursor() as cur:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT activity_grades_month_check")
+            .format(sql.Identifier(month.table_name))
+            .as_string(cur.connection)
+        )
+    (problem,) = problems()
+    assert problem.id == "activity_grades.E021" and month.table_name in problem.message
+
+
+@pytest.mark.django_db
+def test_a_month_table_out_of_its_term_is_e022(by_month):
+    make_lms()
+    spread("123/a0", 30, "g-")
+    month = months.live_months(class_id="123")[1]
+    with connection.cursor() as cur:
+        cur.execute(
+            sql.SQL("ALTER TABLE {} NO INHERIT {}")
+            .format(sql.Identifier(month.table_name), sql.Identifier(month.parent_table))
+            .as_string(cur.connection)
+        )
+    found = problems()
+    assert [p.id for p in found] == ["activity_grades.E022"]
+    assert "no longer a child" in found[0].message
+
+
+@pytest.mark.django_db
+def test_an_interrupted_regranulate_is_e023_and_fixed(lms):
+    spread("123/a0", 30, "g-")
+    with connection.cursor() as cur:
+        months.set_granularity(cur, "123", FALL, Granularity.MONTH)  # as a killed run leaves it
+    invalidate_cache()
+    (problem,) = problems()
+    assert problem.id == "activity_grades.E023" and problem.fixable
+    assert "--regranulate 2023_fall --to month" in problem.hint
+    assert "rows moved" in problem.fix()
+    assert problem_ids() == []
+    assert assert_months_consistent() == 30
+
+
+@pytest.mark.django_db
+def test_a_setting_the_database_does_not_follow_is_e024(settings):
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "PARTITION_GRANULARITY": MONTH}
+    (problem,) = [p for p in repair.plan().problems if p.id == "activity_grades.E024"]
+    assert problem.fixable
+    problem.fix()
+    assert months.database_granularity() == MONTH
+    assert problem_ids() == []

@@ -29,20 +29,26 @@ from .connection import Cursor, execute, fetch_rows, fetch_value
 
 __all__ = [
     "GRANULARITY_FUNCTION",
+    "MonthHealth",
     "MonthRow",
     "Slice",
     "database_granularity",
     "drop_month",
     "ensure_month",
+    "health",
     "install_granularity",
+    "installed",
     "live_months",
+    "live_partitions",
     "month_ddl",
     "month_name",
     "move_batch",
+    "registered_names",
     "rows_in_table",
     "set_granularity",
     "slices",
     "term_granularities",
+    "unfinished",
 ]
 
 GRANULARITY_FUNCTION = "activity_grades_granularity"
@@ -279,3 +285,96 @@ def drop_month(cur: Cursor, month: MonthRow) -> None:
         raise PartitioningError(f"{month.table_name} still holds rows: not dropped")
     execute(cur, sql.SQL("DROP TABLE {}").format(table))
     cur.execute("DELETE FROM activity_grades_month WHERE id = %s", [month.id])
+
+
+# -- health (operations.month_checks) ---------------------------------------------------
+
+
+def installed(cur: Cursor) -> bool:
+    """Whether migration 0014 is applied (the month registry exists)."""
+    cur.execute("SELECT to_regclass('activity_grades_month') IS NOT NULL")
+    return bool(cur.fetchone()[0])
+
+
+def live_partitions(cur: Cursor) -> list[tuple[int, str, str | None]]:
+    """(oid, table, term_id) of every live month table that exists (as
+    ``registry.live_partitions``: the index, CHECK and trigger checks cover them)."""
+    if not installed(cur):
+        return []
+    cur.execute(
+        "SELECT to_regclass(quote_ident(table_name))::oid, table_name, term_id "
+        "FROM activity_grades_month WHERE status = %s "
+        "AND to_regclass(quote_ident(table_name)) IS NOT NULL ORDER BY id",
+        [Status.LIVE.value],
+    )
+    return cur.fetchall()
+
+
+def registered_names(cur: Cursor) -> set[str]:
+    """Every table name the month registry holds, whatever its status."""
+    if not installed(cur):
+        return set()
+    cur.execute("SELECT table_name FROM activity_grades_month")
+    return {row[0] for row in cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class MonthHealth:
+    """What the catalog says about one live month table."""
+
+    table: str
+    term_table: str
+    exists: bool
+    inherits: bool  # a child of the term table the registry names
+    has_check: bool  # its own activity_grades_month_check
+    inside_term: bool  # [starts_at, ends_at) within the term's registered bounds
+
+
+def health(cur: Cursor) -> list[MonthHealth]:
+    """One row per live month table, one query."""
+    if not installed(cur):
+        return []
+    cur.execute(
+        "SELECT m.table_name, m.parent_table, to_regclass(quote_ident(m.table_name)) IS NOT NULL, "
+        "EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = to_regclass(quote_ident("
+        "m.table_name)) AND i.inhparent = to_regclass(quote_ident(m.parent_table))), "
+        "EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = to_regclass(quote_ident("
+        "m.table_name)) AND c.conname = 'activity_grades_month_check' AND c.contype = 'c'), "
+        "coalesce(m.starts_at >= p.starts_at AND m.ends_at <= p.ends_at, false) "
+        "FROM activity_grades_month m LEFT JOIN activity_grades_partition p "
+        "ON p.table_name = m.parent_table AND p.status = %s "
+        "WHERE m.status = %s ORDER BY m.table_name",
+        [Status.LIVE.value, Status.LIVE.value],
+    )
+    return [MonthHealth(*row) for row in cur.fetchall()]
+
+
+def unfinished(cur: Cursor) -> list[tuple[str, str, str, str]]:
+    """(class, term, term table, granularity) of terms whose rows are not all where their
+    granularity puts them: a 'month' term with rows in its term table itself, a 'term'
+    term with live month tables (an interrupted ``--regranulate``)."""
+    if not installed(cur):
+        return []
+    cur.execute(
+        "SELECT p.class_id, p.term_id, p.table_name, p.granularity "
+        "FROM activity_grades_partition p WHERE p.status = %s AND p.term_id IS NOT NULL "
+        "AND to_regclass(quote_ident(p.table_name)) IS NOT NULL "
+        "AND (p.granularity = 'month' OR EXISTS (SELECT 1 FROM activity_grades_month m "
+        "WHERE m.parent_table = p.table_name AND m.status = %s)) "
+        "ORDER BY p.term_id, p.class_id",
+        [Status.LIVE.value, Status.LIVE.value],
+    )
+    candidates = cur.fetchall()
+    month_terms = [c for c in candidates if c[3] == Granularity.MONTH.value]
+    out = [c for c in candidates if c[3] != Granularity.MONTH.value]
+    for i in range(0, len(month_terms), 500):
+        chunk = month_terms[i : i + 500]
+        query = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {} WHERE EXISTS (SELECT 1 FROM ONLY {})").format(
+                sql.Literal(n), sql.Identifier(c[2])
+            )
+            for n, c in enumerate(chunk)
+        )
+        execute(cur, query)
+        out += [chunk[row[0]] for row in cur.fetchall()]
+    return out

@@ -45,7 +45,9 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
   the registry keeps the old label — fixable
 
-Ids E001-E020 are stable; ``docs/admin.md`` lists them with what to run.
+Month tables (issue 15): ``activity_grades.E021``-``E024``, in ``operations.month_checks``.
+
+Ids E001-E024 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -56,11 +58,12 @@ from dataclasses import dataclass, field
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, PARTITION_TRIGGERS
 from ..core.settings import app_settings
-from ..db import catalog, ddl, drift, registry
+from ..db import catalog, ddl, drift, months, registry
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
-from . import create, unique_key
+from . import create, month_checks, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
+from .problems import Problem
 
 __all__ = [
     "KEY_BATCH",
@@ -96,21 +99,6 @@ def required_indexes(unique_key_on: bool) -> dict[str, tuple[tuple[str, ...], bo
     out = {k: v for k, v in REQUIRED_INDEXES.items() if v[0] != _KEY_COLUMNS}
     out["activity_student_idx"] = (_KEY_COLUMNS, False, False)
     return out
-
-
-@dataclass
-class Problem:
-    """One thing wrong with the tree; ``fix`` repairs it when that is safe."""
-
-    id: str
-    message: str
-    hint: str = ""
-    table: str | None = None
-    fix: Callable[[], str] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def fixable(self) -> bool:
-        return self.fix is not None
 
 
 @dataclass
@@ -219,7 +207,7 @@ def check_markers(cur: Cursor) -> list[Problem]:
 
 
 def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     found = catalog.index_signatures(cur, [catalog.parent_oid(cur)] + [p[0] for p in parts])
@@ -286,7 +274,7 @@ def _index_fixer(using: str, table: str, suffix: str, sig: IndexSignature) -> Ca
 
 
 def check_constraints(cur: Cursor) -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     have = catalog.names_by_table(cur, "constraints", [p[0] for p in parts])
@@ -312,7 +300,7 @@ def check_constraints(cur: Cursor) -> list[Problem]:
 
 
 def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     oids = [p[0] for p in parts]
@@ -450,6 +438,7 @@ def _partition_recreator(using: str, table: str) -> Callable[[], str]:
 
 
 def check_inheritance(cur: Cursor, using: str = "default") -> list[Problem]:
+    month_tables = months.registered_names(cur)  # E022 is theirs
     out = [
         Problem(
             "activity_grades.E014",
@@ -471,6 +460,7 @@ def check_inheritance(cur: Cursor, using: str = "default") -> list[Problem]:
             table=table,
         )
         for table, inherits in drift.marked_without_registry(cur)
+        if table not in month_tables
     ]
     return out
 
@@ -718,6 +708,7 @@ def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) 
             + check_unique_key(cur)
             + check_constraint_exclusion(cur)
             + check_terms(cur, using)
+            + month_checks.check_months(cur, using)
         )
     if keys:
         problems += check_key_index(using, batch)
