@@ -467,3 +467,59 @@ def test_a_setting_the_database_does_not_follow_is_e024(settings):
     problem.fix()
     assert months.database_granularity() == MONTH
     assert problem_ids() == []
+
+
+# ------------------------------------------------------------------ archive and restore
+
+
+def archived_ids() -> set:
+    return ids("SELECT id FROM archived_activity_grades")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("how", [("--term", FALL), ("--before-academic-year", "2024-2025")])
+def test_archive_and_restore_a_term_by_month(by_month, how):
+    make_lms()
+    spread("123/a0", 60, "g-")
+    spread("456/a0", 20, "k-", days=40)
+    spread("123/a1", 10, "s-", at="2024-02-01", days=60)  # 2024_spring, kept live below
+    before = ids("SELECT id FROM activity_grades WHERE term_id = %s", [FALL])
+    out = StringIO()
+    args = [*how, "--noinput"] + (["--force"] if how[0] == "--term" else [])
+    call_command("archive_grades", *args, stdout=out)
+    assert archived_ids() >= before
+    assert ids("SELECT id FROM activity_grades WHERE term_id = %s", [FALL]) == set()
+    assert months.live_months(term_id=FALL) == []
+    statuses = ids("SELECT DISTINCT status FROM activity_grades_month WHERE term_id = %s", [FALL])
+    assert statuses == {"archived"}
+    assert scalar("SELECT count(*) FROM activity_grades_key WHERE term_id = %s", [FALL]) == 0
+    call_command("restore_grades", "--term", FALL, "--noinput", stdout=StringIO())
+    invalidate_cache()
+    assert ids("SELECT id FROM activity_grades WHERE term_id = %s", [FALL]) == before
+    # Back in their month tables, not in the term tables themselves.
+    # (--before-academic-year also archived 2024_spring, which stays archived.)
+    assert assert_months_consistent() == len(before) + (10 if how[0] == "--term" else 0)
+    assert problems() == []
+    assert len(ActivityGradeService().gradebook("123", FALL)) == 60
+
+
+@pytest.mark.django_db
+def test_archive_keep_detached_keeps_the_months_under_the_detached_term_table(by_month):
+    make_lms()
+    spread("123/a0", 30, "g-")
+    term_table = _term_table("123")
+    out = StringIO()
+    call_command(
+        "archive_grades", "--term", FALL, "--force", "--keep-detached", "--noinput", stdout=out
+    )
+    assert ids("SELECT id FROM activity_grades") == set()
+    # The detached copy still reads every grade through its month tables.
+    with connection.cursor() as cur:
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {}")
+            .format(sql.Identifier(term_table))
+            .as_string(cur.connection)
+        )
+        assert cur.fetchone()[0] == 30
+    assert ids("SELECT DISTINCT status FROM activity_grades_month") == {"detached"}
+    assert problems() == []

@@ -38,6 +38,8 @@ __all__ = [
     "health",
     "install_granularity",
     "installed",
+    "set_status",
+    "children_of",
     "live_months",
     "live_partitions",
     "month_ddl",
@@ -205,6 +207,21 @@ def install_granularity(using: str = "default") -> bool:
         ).format(sql.Identifier(GRANULARITY_FUNCTION), sql.Literal(wanted))
         cur.execute(statement.as_string(cur.connection))
     return True
+
+
+def children_of(cur: Cursor, term_table: str) -> list[MonthRow]:
+    """The live month tables under a term table, in the caller's transaction."""
+    cur.execute(
+        "SELECT " + _MONTH_COLUMNS + " WHERE status = %s AND parent_table = %s ORDER BY starts_at",
+        [Status.LIVE.value, term_table],
+    )
+    return [MonthRow(*r) for r in cur.fetchall()]
+
+
+def set_status(cur: Cursor, month_id: int, status: Status) -> None:
+    cur.execute(
+        "UPDATE activity_grades_month SET status = %s WHERE id = %s", [status.value, month_id]
+    )
 
 
 def rows_in_table(using: str, table: str) -> int:

@@ -149,16 +149,19 @@ def live_partitions(cur: Cursor) -> list[tuple[int, str, str | None]]:
 
 
 def live_leaves(using: str, term_ids: list[str]) -> list[tuple[RegistryRow, int]]:
-    """Live term partitions of ``term_ids`` with their total bytes, by term then class."""
+    """Live term partitions of ``term_ids`` with their total bytes (with their month
+    tables), by term then class."""
     found = fetch_rows(
         using,
         "SELECT id, class_id, term_id, table_name, parent_table, academic_year, status, "
-        "coalesce(pg_total_relation_size(to_regclass(quote_ident(table_name))), 0) "
-        "FROM activity_grades_partition WHERE status = %s AND term_id = ANY(%s) "
+        "coalesce(pg_total_relation_size(to_regclass(quote_ident(table_name))), 0) + "
+        "(SELECT coalesce(sum(pg_total_relation_size(to_regclass(quote_ident(m.table_name)))), 0)"
+        " FROM activity_grades_month m WHERE m.parent_table = p.table_name AND m.status = %s) "
+        "FROM activity_grades_partition p WHERE status = %s AND term_id = ANY(%s) "
         "ORDER BY term_id, class_id",
-        [Status.LIVE.value, term_ids],
+        [Status.LIVE.value, Status.LIVE.value, term_ids],
     )
-    return [(RegistryRow(*r[:7]), r[7]) for r in found]
+    return [(RegistryRow(*r[:7]), int(r[7])) for r in found]
 
 
 def lock_row(cur: Cursor, registry_id: int) -> RegistryRow | None:

@@ -21,6 +21,7 @@ any point leaves a state the next run continues from: the plan is always "what i
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..core.constants import LOGGER_NAME, Granularity
@@ -147,6 +148,7 @@ def plan(
     term_id: str,
     to: Granularity | str | None = None,
     *,
+    class_ids: Iterable[str] | None = None,
     batch_size: int = BATCH_SIZE,
     using: str = "default",
 ) -> RegranulatePlan:
@@ -155,6 +157,7 @@ def plan(
     Args:
         term_id: a term of the LMS with live partitions.
         to: 'month' or 'term'; default PARTITION_GRANULARITY.
+        class_ids: only these classes' tables of the term (default: every class).
         batch_size: rows moved per transaction.
 
     Raises:
@@ -173,7 +176,9 @@ def plan(
     term = next((t for t in lms.terms(using) if t.term_id == term_id), None)
     if term is None:
         raise PartitioningError(f"unknown term {term_id!r} (not in the LMS's terms table)")
-    tables = registry.tables_of_classes(None, [term_id], using)
+    tables = registry.tables_of_classes(
+        None if class_ids is None else list(class_ids), [term_id], using
+    )
     if not tables:
         archived = registry.archived_count(term_id, using)
         if archived:
