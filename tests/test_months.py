@@ -22,6 +22,8 @@ from activity_grades.db import months
 from activity_grades.db.registry import invalidate_cache
 from activity_grades.operations import regranulate, repair
 from activity_grades.operations.faults import FAULT_ENV
+from activity_grades.reporting import metrics
+from tests.admin_support import staff
 from tests.archive_support import manage, scalar
 from tests.conftest import TERMS, make_lms
 from tests.helpers import connect
@@ -523,3 +525,34 @@ def test_archive_keep_detached_keeps_the_months_under_the_detached_term_table(by
         assert cur.fetchone()[0] == 30
     assert ids("SELECT DISTINCT status FROM activity_grades_month") == {"detached"}
     assert problems() == []
+
+
+# ----------------------------------------------------------- report, admin, metrics
+
+
+@pytest.mark.django_db
+def test_report_admin_and_metrics_show_months_under_their_term(by_month, client):
+    make_lms()
+    spread("123/a0", 50, "g-")
+    out = StringIO()
+    call_command("partition_report", stdout=out)
+    text = out.getvalue()
+    lines = text.splitlines()
+    term_line = next(i for i, line in enumerate(lines) if "2023_fall (by month)" in line)
+    # The term's five month tables follow its row, in order.
+    assert [line.split()[2] for line in lines[term_line + 1 : term_line + 6]] == [
+        "2023-08",
+        "2023-09",
+        "2023-10",
+        "2023-11",
+        "2023-12",
+    ]
+    assert "(5 month tables)" in text
+    data = metrics.collect()
+    assert data["month_tables"] == 5
+    assert {p["kind"] for p in data["partitions"]} == {"class", "term", "month"}
+    client.force_login(staff("root", superuser=True))
+    page = client.get("/admin/activity_grades/partition/?kind=month").content.decode()
+    assert page.count("a month table of this term") == 5
+    page = client.get("/admin/activity_grades/partition/?class=123").content.decode()
+    assert "(by month)" in page
