@@ -18,7 +18,7 @@ from psycopg import sql
 
 from activity_grades import ActivityGrade, ActivityGradeService
 from activity_grades.core.constants import Granularity
-from activity_grades.db import months
+from activity_grades.db import dispatch, months
 from activity_grades.db.registry import invalidate_cache
 from activity_grades.operations import regranulate, repair
 from activity_grades.operations.faults import FAULT_ENV
@@ -556,3 +556,15 @@ def test_report_admin_and_metrics_show_months_under_their_term(by_month, client)
     assert page.count("a month table of this term") == 5
     page = client.get("/admin/activity_grades/partition/?class=123").content.decode()
     assert "(by month)" in page
+
+
+@pytest.mark.django_db
+def test_the_fast_path_covers_month_tables_not_their_term_tables(by_month):
+    make_lms()
+    spread("123/a0", 20, "g-")
+    covered = set(dispatch.install())
+    month_tables = {m.table_name for m in months.live_months()}
+    assert month_tables <= covered
+    assert _term_table("123") not in covered
+    spread("123/a1", 20, "h-")  # through the dispatcher's static INSERTs
+    assert assert_months_consistent() == 40
