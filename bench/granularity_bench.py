@@ -7,17 +7,19 @@
 One scratch database (``bench_granularity``), one data set, every figure a ratio within
 the run:
 
-1. An LMS of ``--classes`` classes, ``--activities`` activities and ``--students`` students
-   each, and two terms a year for ``--years`` years (fall Aug 1 - Dec 20, spring Jan 15 -
-   May 31, as tests/conftest.py's): every student has a grade on every activity in every
-   term, spread evenly over the term, written through the parent (the routing trigger).
-2. ``term``: the tree as loaded, one leaf per (class, term). Then every term is
-   regranulated to months (``create_partitions --regranulate``: the same rows, moved), and
-   ``month`` is measured; then back to term leaves and ``term`` once more. The baseline is
-   the median of both term passes, which bracket the month pass (the machine's drift
-   shows as their difference). Each pass: VACUUM ANALYZE first, then ``--repeat`` runs of
-   ``--samples`` calls each on random (class, term, student, month) samples, the same
-   samples for every pass; the figure is the median over runs of each run's median call.
+1. An LMS of twice ``--classes`` classes, ``--activities`` activities and ``--students``
+   students each, and two terms a year for ``--years`` years (fall Aug 1 - Dec 20, spring
+   Jan 15 - May 31, as tests/conftest.py's): every student has a grade on every activity in
+   every term, spread evenly over the term, written through the parent (the routing
+   trigger). Every class holds the same number of grades in each term.
+2. The first ``--classes`` classes keep term leaves (the baseline); the terms of the other
+   ``--classes`` are regranulated to month leaves (``create_partitions --regranulate
+   TERM --to month --class ...``: the same rows, moved; its time is reported). So both
+   granularities hold the same data size in the same tree, and are measured side by side:
+   after VACUUM ANALYZE, ``--repeat`` runs of ``--samples`` pairs of calls, each pair the
+   same (term, student, month) on a term-leaf class and on its month-leaf twin, the order
+   within the pair alternating. The figure is the median over runs of each run's median
+   call; the ratio is month / term.
 3. Calls, through the app's API as an LMS makes them: a term's gradebook
    (``ActivityGradeService.gradebook``), one student's grades in a term
    (``student_grades_in_class``), one month of a term's gradebook
@@ -114,13 +116,13 @@ def vacuum() -> None:
         cur.execute("VACUUM ANALYZE")
 
 
-def regranulate_all(terms: list[tuple], to: str) -> float:
+def regranulate_all(terms: list[tuple], to: str, class_ids: list[str]) -> float:
     from activity_grades.db.registry import invalidate_cache
     from activity_grades.operations import regranulate
 
     started = time.perf_counter()
     for term_id, *_ in terms:
-        regranulate.plan(term_id, to, batch_size=20_000).apply()
+        regranulate.plan(term_id, to, class_ids=class_ids, batch_size=20_000).apply()
     invalidate_cache()
     return time.perf_counter() - started
 
@@ -191,21 +193,6 @@ def samples(
     return out
 
 
-def measure(call: Call, chosen: list[tuple], repeat: int) -> float:
-    """Median over ``repeat`` runs of each run's median seconds per call."""
-    for s in chosen[:3]:
-        call(s)  # warm: caches, plans
-    runs = []
-    for _ in range(repeat):
-        times = []
-        for s in chosen:
-            started = time.perf_counter()
-            call(s)
-            times.append(time.perf_counter() - started)
-        runs.append(statistics.median(times))
-    return statistics.median(runs)
-
-
 def partition_counts(classes: int, years: int) -> dict[str, int]:
     """Partitions of ``classes`` over ``years`` of these terms, term and month leaves."""
     from django.db import connection
@@ -259,54 +246,70 @@ def main() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    terms = load(args.classes, args.activities, args.students, args.years)
-    rows = args.classes * args.activities * args.students * len(terms)
+    n = args.classes
+    terms = load(2 * n, args.activities, args.students, args.years)
+    rows = 2 * n * args.activities * args.students * len(terms)
     loaded = time.perf_counter() - started
-    chosen = samples(terms, args.classes, args.students, args.samples)
-    todo = calls()
-    figures: dict[str, dict[str, list[float]]] = {name: {} for name in todo}
-
-    def run_pass(label: str) -> None:
-        vacuum()
-        for name, call in todo.items():
-            figures[name].setdefault(label, []).append(measure(call, chosen, args.repeat))
-
-    run_pass("term")
-    to_month = regranulate_all(terms, "month")
-    run_pass("month")
-    to_term = regranulate_all(terms, "term")
-    run_pass("term")
+    to_month = regranulate_all(terms, "month", [f"c{i}" for i in range(n + 1, 2 * n + 1)])
+    vacuum()
+    chosen = samples(terms, n, args.students, args.samples)
+    twins = [
+        (f"c{int(s[0][1:]) + n}", s[1], s[2].replace(s[0] + "-", f"c{int(s[0][1:]) + n}-"), *s[3:])
+        for s in chosen
+    ]
+    figures: dict[str, tuple[float, float]] = {}
+    for name, call in calls().items():
+        figures[name] = measure_pairs(call, chosen, twins, args.repeat)
     counts = partition_counts(2000, 10)
 
+    per_leaf = rows // (2 * n * len(terms))
     lines = [
         f"# Term leaves vs month leaves ({dt.date.today()})",
         "",
-        f"`python -m bench.granularity_bench --classes {args.classes} --activities "
-        f"{args.activities} --students {args.students} --years {args.years} --repeat "
-        f"{args.repeat} --samples {args.samples}`",
+        f"`python -m bench.granularity_bench --classes {n} --activities {args.activities} "
+        f"--students {args.students} --years {args.years} --repeat {args.repeat} "
+        f"--samples {args.samples}`",
         "",
-        f"{rows:,} grades: {args.classes} classes x {len(terms)} terms x {args.activities} "
-        f"activities x {args.students} students ({args.classes * len(terms)} term leaves, "
-        f"{rows // (args.classes * len(terms)):,} grades each); loaded in {loaded:.0f} s; "
-        f"regranulated to months in {to_month:.1f} s, back in {to_term:.1f} s. Median of "
-        f"{args.repeat} runs of {args.samples} calls (each run: its median call).",
+        f"{rows:,} grades: {2 * n} classes x {len(terms)} terms x {args.activities} "
+        f"activities x {args.students} students, {per_leaf:,} grades per (class, term); "
+        f"{n} classes by term ({n * len(terms)} term leaves), {n} by month "
+        f"({len(terms)} terms regranulated, {rows // 2:,} rows moved in {to_month:.1f} s). "
+        f"Loaded in {loaded:.0f} s. Median of {args.repeat} runs of {args.samples} calls "
+        "per side (each run: its median call).",
         "",
-        "| call | term (ms, 1st / 2nd pass) | month (ms) | month / term |",
+        "| call | term leaves (ms) | month leaves (ms) | month / term |",
         "|---|---|---|---|",
     ]
-    for name, by in figures.items():
-        term = statistics.mean(by["term"])
-        month = by["month"][0]
-        lines.append(
-            f"| {name} | {by['term'][0] * 1000:.2f} / {by['term'][1] * 1000:.2f} | "
-            f"{month * 1000:.2f} | {month / term:.2f} |"
-        )
+    for name, (term, month) in figures.items():
+        lines.append(f"| {name} | {term * 1000:.2f} | {month * 1000:.2f} | {month / term:.2f} |")
     lines += ["", "Partition count, 2,000 classes, 10 years, two terms a year:", ""]
     lines += [f"- {k}: {v:,}" for k, v in counts.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "granularity.md").write_text(text)
+    (RESULTS / f"granularity-{per_leaf}.md").write_text(text)
+
+
+def measure_pairs(
+    call: Call, chosen: list[tuple], twins: list[tuple], repeat: int
+) -> tuple[float, float]:
+    """(term, month): median over ``repeat`` runs of each run's median seconds per call,
+    each sample timed on both sides, in alternating order."""
+    for s, t in zip(chosen[:3], twins[:3], strict=True):
+        call(s)  # warm: caches, plans
+        call(t)
+    term_runs, month_runs = [], []
+    for _ in range(repeat):
+        term_times, month_times = [], []
+        for i, (s, t) in enumerate(zip(chosen, twins, strict=True)):
+            order = ((s, term_times), (t, month_times))
+            for sample, times in order if i % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                call(sample)
+                times.append(time.perf_counter() - started)
+        term_runs.append(statistics.median(term_times))
+        month_runs.append(statistics.median(month_times))
+    return statistics.median(term_runs), statistics.median(month_runs)
 
 
 if __name__ == "__main__":
