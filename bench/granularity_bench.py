@@ -23,8 +23,9 @@ the run:
 3. Calls, through the app's API as an LMS makes them: a term's gradebook
    (``ActivityGradeService.gradebook``), one student's grades in a term
    (``student_grades_in_class``), one month of a term's gradebook
-   (``for_class(c, t).filter(created_at__gte=, __lt=)``, what months are for), a
-   student's grades everywhere (``student_record``), and 200 grades written through the
+   (``for_class(c, t).filter(created_at__gte=, __lt=)``, what months are for) and its
+   ``count()`` (the server's share alone: no model instances built), a student's grades
+   everywhere (``student_record``), and 200 grades written through the
    parent in a rolled-back transaction (the routing trigger's cost per row).
 4. The partition count both granularities give a 10-year LMS of 2,000 classes with these
    terms (months from ``activity_grades_month_bounds``, the trigger's own function): all
@@ -159,6 +160,11 @@ def calls() -> dict[str, Call]:
             ActivityGrade.objects.for_class(s[0], s[1]).filter(
                 created_at__gte=s[3], created_at__lt=s[4]
             )
+        ),
+        "one month's count (server side)": lambda s: (
+            ActivityGrade.objects.for_class(s[0], s[1])
+            .filter(created_at__gte=s[3], created_at__lt=s[4])
+            .count()
         ),
         "student record": lambda s: svc.student_record(s[2]),
         "200 grades written (rolled back)": write,

@@ -287,9 +287,9 @@ def move_batch(cur: Cursor, source: str, targets: list[MonthRow] | str, limit: i
     return taken
 
 
-def drop_month(cur: Cursor, month: MonthRow) -> None:
+def drop_month(cur: Cursor, month: MonthRow) -> bool:
     """Drop an empty month table (its marker and emptiness checked under an exclusive
-    lock) and forget it in the registry."""
+    lock) and forget it in the registry; False (nothing done) if it holds rows."""
     table = sql.Identifier(month.table_name)
     execute(cur, sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(table))
     marker = marker_of(cur, month.table_name)
@@ -299,9 +299,10 @@ def drop_month(cur: Cursor, month: MonthRow) -> None:
         )
     execute(cur, sql.SQL("SELECT EXISTS (SELECT 1 FROM ONLY {})").format(table))
     if cur.fetchone()[0]:
-        raise PartitioningError(f"{month.table_name} still holds rows: not dropped")
+        return False  # a grade routed there before the term became 'term': drain again
     execute(cur, sql.SQL("DROP TABLE {}").format(table))
     cur.execute("DELETE FROM activity_grades_month WHERE id = %s", [month.id])
+    return True
 
 
 # -- health (operations.month_checks) ---------------------------------------------------
