@@ -146,10 +146,18 @@ def ensure_month(
     return table, created
 
 
+def _installed(using: str) -> bool:
+    query = "SELECT to_regclass('activity_grades_month') IS NOT NULL"
+    return bool(fetch_value(using, query))
+
+
 def live_months(
     using: str = "default", class_id: str | None = None, term_id: str | None = None
 ) -> list[MonthRow]:
-    """Live month tables (of one class and/or term), by class, term, start."""
+    """Live month tables (of one class and/or term), by class, term, start (none before
+    migration 0014)."""
+    if not _installed(using):
+        return []
     rows = fetch_rows(
         using,
         "SELECT " + _MONTH_COLUMNS + " WHERE status = %s "
@@ -161,7 +169,10 @@ def live_months(
 
 
 def term_granularities(using: str = "default") -> dict[tuple[str, str], str]:
-    """(class, term) -> granularity of every live term table."""
+    """(class, term) -> granularity of every live term table (none before migration 0014:
+    every term is by term)."""
+    if not _installed(using):
+        return {}
     rows = fetch_rows(
         using,
         "SELECT class_id, term_id, granularity FROM activity_grades_partition "
