@@ -64,6 +64,7 @@ from .operations import (
     convert,
     create,
     maintenance,
+    regranulate,
     repair,
     restore,
     retention,
@@ -76,6 +77,7 @@ from .operations.compress import CompressItem, CompressPlan, CompressResult
 from .operations.convert import ConversionPlan, ConversionResult
 from .operations.create import CreatePlan, CreateResult, PlannedPartition
 from .operations.maintenance import MaintenancePlan, MaintenanceResult
+from .operations.regranulate import RegranulateItem, RegranulatePlan, RegranulateResult
 from .operations.repair import FixResult, Problem, RepairPlan
 from .operations.restore import RestoreItem, RestorePlan, RestoreResult
 from .operations.retention import RetentionItem, RetentionPlan, RetentionResult
@@ -124,6 +126,7 @@ __all__ = [
     "restore",
     "retention",
     "shards",
+    "regranulate",
     "unique_key",
     "Plan",
     "Progress",
@@ -149,6 +152,9 @@ __all__ = [
     "RestoreResult",
     "RetentionItem",
     "RetentionPlan",
+    "RegranulateItem",
+    "RegranulatePlan",
+    "RegranulateResult",
     "RetentionResult",
     "SetupPlan",
     "SetupResult",

@@ -15,7 +15,7 @@ from django.db.models.signals import post_migrate, pre_migrate
 
 from .core.constants import PARENT, REGISTRY_TABLE, STAGING_SCHEMA
 from .core.settings import app_settings
-from .db import dispatch, lms, staging
+from .db import dispatch, lms, months, staging
 from .operations.convert import check_lms_table
 from .sql.guard import check_plan
 
@@ -72,6 +72,7 @@ def _install_generated_functions(sender: Any, using: str = "default", **kwargs: 
         # Only once the app's tables exist (migrate --fake-initial, partial migrations).
         if REGISTRY_TABLE in connection.introspection.table_names():
             lms.install(using)
+            months.install_granularity(using)
             dispatch.install(using)
     if staged:
         out = kwargs.get("stdout") or sys.stdout

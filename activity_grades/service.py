@@ -421,10 +421,12 @@ class ActivityGradeService:
         """One grade by id: the key index names its partition, only that table is read."""
         grade_id = as_text(grade_id, "grade_id")
         for _ in range(MOVED_RETRIES):
-            table = registry.table_of_grade(grade_id, self.using)
-            if table is None:
+            located = registry.tables_of_grades([grade_id], self.using)
+            if not located:
                 return None
-            found = self._select(table, {"id": grade_id}, only=True)
+            # A class table ONLY; a term table with its month tables.
+            ((_, term_id), table), *_ = located.items()
+            found = self._select(table, {"id": grade_id}, only=term_id is None)
             if found:
                 return found[0]
             # Moved between the two reads (a conversion, archiving): look it up again.
@@ -435,11 +437,12 @@ class ActivityGradeService:
         """One student's grades in every class and term.
 
         The key index lists the partitions that hold the student's rows; only those
-        are read (``ONLY`` each, in UNION ALL batches of ``UNION_CHUNK`` tables), so the
-        cost follows the student's partitions, not the size of the tree.
+        are read (a class table ``ONLY``, a term table with its month tables, in UNION ALL
+        batches of ``UNION_CHUNK`` tables), so the cost follows the student's partitions,
+        not the size of the tree.
         """
         student_id = as_text(student_id, "student_id")
-        tables = registry.tables_of_student(student_id, self.using)
+        tables = self._student_tables(student_id)
         for _ in range(MOVED_RETRIES):
             out: list[ActivityGrade] = []
             for i in range(0, len(tables), UNION_CHUNK):
@@ -448,12 +451,17 @@ class ActivityGradeService:
                     partial(leaves.select_student, self.using, chunk, COLUMNS, student_id)
                 )
             # A grade moved meanwhile into a table not listed (a conversion): read again.
-            again = registry.tables_of_student(student_id, self.using)
+            again = self._student_tables(student_id)
             if set(again) <= set(tables):
                 break
             tables = again
         out.sort(key=lambda g: (g.class_id, g.created_at, g.activity_id))
         return out
+
+    def _student_tables(self, student_id: str) -> list[tuple[str, bool]]:
+        """(table, read ``ONLY``) of each partition holding the student's grades."""
+        found = registry.tables_of_students([student_id], self.using)
+        return sorted({(table, term is None) for (_, term), table in found.items()})
 
 
 _UNIQUE_VIOLATION = "23505"

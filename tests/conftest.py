@@ -42,6 +42,9 @@ def drop_all_partitions() -> None:
                 sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)).as_string()
             )
         cursor.execute("DELETE FROM activity_grades_partition")
+        cursor.execute("SELECT to_regclass('activity_grades_month') IS NOT NULL")
+        if cursor.fetchone()[0]:  # migration 0015 applied
+            cursor.execute("DELETE FROM activity_grades_month")
         cursor.execute("DELETE FROM activity_grades_key")
 
 

@@ -182,7 +182,10 @@ def test_the_declared_api_resolves_from_the_package():
 
 
 def test_one_plan_apply_vocabulary():
-    for name in ("create", "archive", "restore", "retention", "repair", "maintenance", "convert"):
+    for name in (
+        *("create", "archive", "restore", "retention", "repair", "maintenance", "convert"),
+        "regranulate",
+    ):
         operation = importlib.import_module(f"activity_grades.operations.{name}")
         assert callable(operation.plan), name
     for plan_type in (
@@ -193,6 +196,7 @@ def test_one_plan_apply_vocabulary():
         api.RepairPlan,
         api.MaintenancePlan,
         api.ConversionPlan,
+        api.RegranulatePlan,
     ):
         assert issubclass(plan_type, api.Plan) and "apply" in vars(plan_type), plan_type
 

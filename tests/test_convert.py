@@ -490,3 +490,31 @@ def test_killed_on_the_way_back_loses_nothing_and_a_rerun_finishes(db_name, temp
     with connect(db_name) as conn:
         assert checksum(conn) == expected
         assert _shape(conn) == template["before"][0]
+
+
+def test_back_to_plain_takes_the_grades_of_month_tables(db_name, template):
+    run(db_name, "convert_grades_table", "--to", "partitioned", "--noinput")
+    with connect(db_name) as conn:
+        before = checksum(conn)
+        term = scalar(
+            conn,
+            "SELECT term_id FROM activity_grades_partition WHERE term_id IS NOT NULL "
+            "GROUP BY term_id ORDER BY count(*) DESC, term_id LIMIT 1",
+        )
+    _, out = run(db_name, "create_partitions", "--regranulate", term, "--to", "month")
+    assert "Regranulated" in out
+    with connect(db_name) as conn:
+        assert scalar(conn, "SELECT count(*) FROM activity_grades_month") > 0
+    _, out = run(db_name, "convert_grades_table", "--to", "plain", "--noinput")
+    assert "Converted to plain" in out
+    with connect(db_name) as conn:
+        assert checksum(conn) == before
+        assert (
+            scalar(
+                conn, "SELECT count(*) FROM pg_class WHERE relname LIKE 'activity_grades_class%%'"
+            )
+            == 0
+        )
+        assert (
+            scalar(conn, "SELECT count(*) FROM activity_grades_staging.activity_grades_month") == 0
+        )

@@ -57,7 +57,7 @@ def _sort_value(detail: PartitionStats, key: str) -> tuple[bool, Any]:
 def filter_partitions(
     parts: list[PartitionStats], params: Mapping[str, Any]
 ) -> list[PartitionStats]:
-    """Apply ?class=, ?term=, ?status=, ?kind=class|term and ?q= (class id contains)."""
+    """Apply ?class=, ?term=, ?status=, ?kind=class|term|month and ?q= (class id contains)."""
     class_id, term_id = params.get("class"), params.get("term")
     status, kind, q = params.get("status"), params.get("kind"), (params.get("q") or "").strip()
     out = parts
@@ -67,7 +67,7 @@ def filter_partitions(
         out = [p for p in out if (p.term_id or "-") == term_id]
     if status in STATUSES:
         out = [p for p in out if p.status == status]
-    if kind in ("class", "term"):
+    if kind in ("class", "term", "month"):
         out = [p for p in out if p.kind == kind]
     if q:
         needle = q.lower()

@@ -26,9 +26,11 @@ __all__ = [
     "LEGACY_CLASS",
     "LEGACY_MARKER",
     "LEGACY_TABLE",
+    "Granularity",
     "LOGGER_NAME",
     "MAINTENANCE_JOB",
     "MAINTENANCE_LOCK_KEY",
+    "MONTH_REGISTRY_TABLE",
     "PARENT",
     "PARENT_CHECK",
     "PARTITION_MARKER",
@@ -51,6 +53,8 @@ APP_LABEL = "activity_grades"
 PARENT = "activity_grades"
 KEY_TABLE = "activity_grades_key"
 REGISTRY_TABLE = "activity_grades_partition"
+# Migration 0015: the registry of month tables (children of a term's table).
+MONTH_REGISTRY_TABLE = "activity_grades_month"
 # Migration 0012: the compressed archive. ARCHIVE_PARENT is a view of every archived
 # grade (both formats); the chunks are the format archive_grades writes, one table per
 # academic year registered in ARCHIVE_YEARS_TABLE; the row-per-grade archive of
@@ -116,6 +120,16 @@ class Status(str, enum.Enum):
     LIVE = "live"  # a table in the tree
     DETACHED = "detached"  # archived; the table is kept outside the tree
     ARCHIVED = "archived"  # archived; the table is dropped
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Granularity(str, enum.Enum):
+    """``activity_grades_partition.granularity`` of a term's row: where its grades live."""
+
+    TERM = "term"  # in the term table itself (the leaf)
+    MONTH = "month"  # in month tables, children of the term table (activity_grades_month)
 
     def __str__(self) -> str:
         return self.value

@@ -25,7 +25,7 @@ from django.db import DEFAULT_DB_ALIAS
 from .exceptions import SettingsError
 from .shards import ALIAS_PATTERN, LOCAL, MAX_ALIAS_LENGTH
 
-__all__ = ["UNIQUE_KEY_COLUMNS", "AppSettings", "TermYearSource", "app_settings"]
+__all__ = ["GRANULARITIES", "UNIQUE_KEY_COLUMNS", "AppSettings", "TermYearSource", "app_settings"]
 
 T = TypeVar("T")
 
@@ -111,6 +111,16 @@ def _month_day(value: str | None) -> str | None:
     except ValueError:
         pass
     return f"must be a day of the year as 'MM-DD', such as '08-01' (not 02-29), not {value!r}"
+
+
+# What one leaf of a term holds (issue 15): the whole term, or one calendar month of it.
+GRANULARITIES = ("term", "month")
+
+
+def _granularity(value: str) -> str | None:
+    if value in GRANULARITIES:
+        return None
+    return f"must be one of {GRANULARITIES!r}, not {value!r}"
 
 
 def _duration(value: str) -> str | None:
@@ -243,6 +253,14 @@ class AppSettings:
     )
     UPCOMING_TERMS = Setting[int](
         1, int, "create_partitions: terms after the current one", _non_negative
+    )
+    PARTITION_GRANULARITY = Setting[str](
+        "term",
+        str,
+        "leaves of terms created from now on: 'term' (one per class and term) or 'month' (one "
+        "per class and calendar month of the term, clipped to its bounds); existing terms "
+        "keep theirs until create_partitions --regranulate",
+        _granularity,
     )
     FAST_ROUTE_PARTITIONS = Setting[int](
         2000, int, "leaves the trigger's fast path covers (0: off)", _non_negative

@@ -102,8 +102,13 @@ def copy_leaf(cur: Cursor, leaf: str, target: str, cols: list[str], year: str) -
     return cur.rowcount
 
 
-def checksum_leaf(cur: Cursor, cols: list[str], leaf: str) -> Checksum:
-    execute(cur, _checksum(cols, "l") + sql.SQL(" FROM ONLY {} l").format(sql.Identifier(leaf)))
+def checksum_leaf(cur: Cursor, cols: list[str], leaf: str, *, only: bool = True) -> Checksum:
+    """Checksum of ``leaf``'s rows (``only=False``: with its month tables)."""
+    execute(
+        cur,
+        _checksum(cols, "l")
+        + sql.SQL(" FROM {}{} l").format(sql.SQL("ONLY " if only else ""), sql.Identifier(leaf)),
+    )
     return _one(cur)
 
 
@@ -121,12 +126,13 @@ def checksum_archived_copy_of_leaf(
     return _one(cur)
 
 
-def delete_keys_of(cur: Cursor, leaf: str) -> int:
-    """Remove the key-index rows of every grade in ``leaf`` (DROP fires no row triggers)."""
+def delete_keys_of(cur: Cursor, leaf: str, *, only: bool = True) -> int:
+    """Remove the key-index rows of every grade in ``leaf`` (DROP fires no row triggers);
+    ``only=False``: also of its month tables."""
     execute(
         cur,
-        sql.SQL("DELETE FROM activity_grades_key k USING ONLY {} l WHERE k.id = l.id").format(
-            sql.Identifier(leaf)
+        sql.SQL("DELETE FROM activity_grades_key k USING {}{} l WHERE k.id = l.id").format(
+            sql.SQL("ONLY " if only else ""), sql.Identifier(leaf)
         ),
     )
     return cur.rowcount

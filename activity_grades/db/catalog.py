@@ -274,11 +274,20 @@ def analyze(cur: Cursor, table: str) -> None:
 # the statistics views, joined to the registry. Never a query per partition or count(*).
 _STATS_SQL = sql.SQL("""
 WITH reg AS (
-    SELECT p.*, to_regclass(quote_ident(p.table_name)) AS oid
+    SELECT p.id, p.class_id, p.term_id, p.table_name, p.parent_table, p.status,
+           p.starts_at, p.ends_at, p.academic_year, p.granularity, false AS month,
+           p.starts_at AS term_starts_at, to_regclass(quote_ident(p.table_name)) AS oid
       FROM activity_grades_partition p
+    UNION ALL
+    -- Month tables (migration 0015), each with its term's year and first instant.
+    SELECT m.id, m.class_id, m.term_id, m.table_name, m.parent_table, m.status,
+           m.starts_at, m.ends_at, t.academic_year, 'month', true,
+           t.starts_at, to_regclass(quote_ident(m.table_name))
+      FROM activity_grades_month m
+      LEFT JOIN activity_grades_partition t ON t.table_name = m.parent_table
 )
 SELECT r.id, r.class_id, r.term_id, r.table_name, r.parent_table, r.status,
-       r.starts_at, r.ends_at, r.academic_year,
+       r.starts_at, r.ends_at, r.academic_year, r.granularity, r.month, r.term_starts_at,
        c.oid IS NOT NULL AS present,
        {rows} AS rows,
        z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
@@ -305,12 +314,13 @@ SELECT r.id, r.class_id, r.term_id, r.table_name, r.parent_table, r.status,
              CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
                   ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
   ) z
- ORDER BY r.class_id, r.starts_at NULLS FIRST, r.term_id
+ ORDER BY r.class_id, r.term_starts_at NULLS FIRST, r.term_id, r.month, r.starts_at
 """).format(rows=ROW_ESTIMATE)
 
 
 def partition_stats(using: str = "default") -> list[dict[str, Any]]:
-    """Catalog figures of every registered partition, one dict per partition."""
+    """Catalog figures of every registered partition (month tables included), one dict
+    per partition."""
     return fetch_dicts(using, _STATS_SQL)
 
 

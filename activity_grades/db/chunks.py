@@ -89,10 +89,18 @@ def unnested(
 
 
 def copy_leaf(
-    cur: Cursor, leaf: str, target: str, cols: list[str], year: str, chunk_rows: int
+    cur: Cursor,
+    leaf: str,
+    target: str,
+    cols: list[str],
+    year: str,
+    chunk_rows: int,
+    *,
+    only: bool = True,
 ) -> ChunkCopy:
-    """Write every grade of ``leaf`` into chunks of ``target``; (chunk ids, grades)."""
-    source = sql.SQL("ONLY {} l").format(sql.Identifier(leaf))
+    """Write every grade of ``leaf`` into chunks of ``target``; (chunk ids, grades).
+    ``only=False``: with its children (a term table's month tables)."""
+    source = sql.SQL("{}{} l").format(sql.SQL("ONLY " if only else ""), sql.Identifier(leaf))
     return _copy(cur, source, [], target, cols, year, chunk_rows, keep_archived_at=False)
 
 

@@ -1024,6 +1024,23 @@ def forget_partition(cur: Cursor, registry_id: int) -> None:
     cur.execute("DELETE FROM activity_grades_partition WHERE id = %s", [registry_id])
 
 
+def month_tables(cur: Cursor, live_only: bool) -> list[tuple[int, str, str, str | None]]:
+    """(month registry id, table, class, term) of the month tables (migration 0015)."""
+    cur.execute("SELECT to_regclass('activity_grades_month') IS NULL")
+    if cur.fetchone()[0]:
+        return []
+    cur.execute(
+        "SELECT id, table_name, class_id, term_id FROM activity_grades_month "
+        "WHERE NOT %s OR status = %s ORDER BY id",
+        [live_only, Status.LIVE.value],
+    )
+    return cur.fetchall()
+
+
+def forget_month(cur: Cursor, month_id: int) -> None:
+    cur.execute("DELETE FROM activity_grades_month WHERE id = %s", [month_id])
+
+
 def add_plain_table(
     cur: Cursor, schema: str, app_schema: str, parent_oid: int, wanted: list[Index]
 ) -> list[tuple[str, str]]:

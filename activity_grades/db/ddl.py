@@ -21,6 +21,7 @@ from .connection import Cursor, atomic, cursor, execute, set_lock_timeout
 __all__ = [
     "add_index",
     "detach",
+    "detach_child",
     "drop_table",
     "ensure_archive_year",
     "ensure_partition",
@@ -101,6 +102,17 @@ def detach(cur: Cursor, table: str, parent: str) -> None:
     """Take a leaf out of the tree, keep it as a read-only copy no longer the app's to drop."""
     leaf = sql.Identifier(table)
     execute(cur, sql.SQL("ALTER TABLE {} NO INHERIT {}").format(leaf, sql.Identifier(parent)))
+    for trigger in PARTITION_TRIGGERS:
+        execute(
+            cur, sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger), leaf)
+        )
+    execute(cur, sql.SQL("COMMENT ON TABLE {} IS {}").format(leaf, sql.Literal(DETACHED_MARKER)))
+
+
+def detach_child(cur: Cursor, table: str) -> None:
+    """A month table of a term table being detached: it stays the detached copy's child
+    (read with it) but is no longer the app's to drop, and routes nothing."""
+    leaf = sql.Identifier(table)
     for trigger in PARTITION_TRIGGERS:
         execute(
             cur, sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(sql.Identifier(trigger), leaf)

@@ -57,11 +57,23 @@ def function_sql(names: list[str]) -> sql.Composable:
 
 
 def _wanted(cursor: Cursor, limit: int) -> list[str]:
+    cursor.execute("SELECT to_regclass('activity_grades_month') IS NULL")
+    if cursor.fetchone()[0]:  # migrated back before 0015
+        cursor.execute(
+            "SELECT table_name FROM activity_grades_partition "
+            "WHERE status = %s AND term_id IS NOT NULL "
+            "ORDER BY ends_at DESC, table_name LIMIT %s",
+            [Status.LIVE.value, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+    # The leaves: term tables of granularity 'term' and month tables (issue 15); a term
+    # table of granularity 'month' receives no grades.
     cursor.execute(
-        "SELECT table_name FROM activity_grades_partition "
-        "WHERE status = %s AND term_id IS NOT NULL "
+        "SELECT table_name FROM (SELECT table_name, ends_at FROM activity_grades_partition "
+        "WHERE status = %s AND term_id IS NOT NULL AND granularity = 'term' "
+        "UNION ALL SELECT table_name, ends_at FROM activity_grades_month WHERE status = %s) l "
         "ORDER BY ends_at DESC, table_name LIMIT %s",
-        [Status.LIVE.value, limit],
+        [Status.LIVE.value, Status.LIVE.value, limit],
     )
     return [row[0] for row in cursor.fetchall()]
 

@@ -86,14 +86,15 @@ def select(
 
 
 def select_student(
-    using: str, tables: Sequence[str], columns: Sequence[str], student_id: str
+    using: str, tables: Sequence[tuple[str, bool]], columns: Sequence[str], student_id: str
 ) -> list[Row]:
-    """One student's rows from each of ``tables`` (``ONLY``), in one UNION ALL statement."""
+    """One student's rows from each of ``tables`` in one UNION ALL statement; each is
+    (table, ``ONLY``): a class table alone, a term table with its month tables."""
     query = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {} FROM ONLY {} WHERE student_id = %s").format(
-            _names(columns), sql.Identifier(t)
+        sql.SQL("SELECT {} FROM {}{} WHERE student_id = %s").format(
+            _names(columns), sql.SQL("ONLY " if only else ""), sql.Identifier(t)
         )
-        for t in tables
+        for t, only in tables
     )
     return fetch_rows(using, query, [student_id] * len(tables))
 

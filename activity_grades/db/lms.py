@@ -36,6 +36,7 @@ __all__ = [
     "install",
     "locate",
     "lookup_functions_sql",
+    "month_bounds_sql",
     "term_at",
     "terms",
 ]
@@ -185,6 +186,22 @@ END $fn$;
     ).format(**params)
 
 
+def month_bounds_sql() -> sql.Composed:
+    """CREATE OR REPLACE statement of ``activity_grades_month_bounds`` (migration 0015): the
+    calendar month of an instant in the terms' zone and its label 'YYYY_MM'."""
+    return sql.SQL(
+        """
+CREATE OR REPLACE FUNCTION activity_grades_month_bounds(
+    p_at timestamptz, OUT starts_at timestamptz, OUT ends_at timestamptz, OUT label text
+) LANGUAGE sql STABLE AS $fn$
+    SELECT date_trunc('month', p_at AT TIME ZONE {tz}) AT TIME ZONE {tz},
+           (date_trunc('month', p_at AT TIME ZONE {tz}) + interval '1 month') AT TIME ZONE {tz},
+           to_char(p_at AT TIME ZONE {tz}, 'YYYY_MM')
+$fn$;
+"""
+    ).format(tz=sql.Literal(app_settings.time_zone))
+
+
 def install(using: str = "default") -> None:
     """Install the lookup functions on one database."""
     connection = connections[using]
@@ -196,6 +213,9 @@ def install(using: str = "default") -> None:
         staging.use(cursor, app_settings.SCHEMA)  # created beside the app's other functions
         statement = lookup_functions_sql(cursor)
         cursor.execute(statement.as_string(cursor.connection))
+        cursor.execute("SELECT to_regclass('activity_grades_month') IS NOT NULL")
+        if cursor.fetchone()[0]:  # migration 0015 applied
+            cursor.execute(month_bounds_sql().as_string(cursor.connection))
 
 
 @dataclass(frozen=True)

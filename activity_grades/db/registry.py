@@ -20,6 +20,7 @@ from .connection import Cursor, fetch_column, fetch_rows, fetch_value
 __all__ = [
     "CACHE_SECONDS",
     "LIVE_TABLE",
+    "archived_count",
     "RegistryRow",
     "invalidate_cache",
     "live_count",
@@ -148,16 +149,19 @@ def live_partitions(cur: Cursor) -> list[tuple[int, str, str | None]]:
 
 
 def live_leaves(using: str, term_ids: list[str]) -> list[tuple[RegistryRow, int]]:
-    """Live term partitions of ``term_ids`` with their total bytes, by term then class."""
+    """Live term partitions of ``term_ids`` with their total bytes (with their month
+    tables), by term then class."""
     found = fetch_rows(
         using,
         "SELECT id, class_id, term_id, table_name, parent_table, academic_year, status, "
-        "coalesce(pg_total_relation_size(to_regclass(quote_ident(table_name))), 0) "
-        "FROM activity_grades_partition WHERE status = %s AND term_id = ANY(%s) "
+        "coalesce(pg_total_relation_size(to_regclass(quote_ident(table_name))), 0) + "
+        "(SELECT coalesce(sum(pg_total_relation_size(to_regclass(quote_ident(m.table_name)))), 0)"
+        " FROM activity_grades_month m WHERE m.parent_table = p.table_name AND m.status = %s) "
+        "FROM activity_grades_partition p WHERE status = %s AND term_id = ANY(%s) "
         "ORDER BY term_id, class_id",
-        [Status.LIVE.value, term_ids],
+        [Status.LIVE.value, Status.LIVE.value, term_ids],
     )
-    return [(RegistryRow(*r[:7]), r[7]) for r in found]
+    return [(RegistryRow(*r[:7]), int(r[7])) for r in found]
 
 
 def lock_row(cur: Cursor, registry_id: int) -> RegistryRow | None:
@@ -186,6 +190,12 @@ def missing_tables(using: str = "default") -> list[str]:
         "AND to_regclass(quote_ident(table_name)) IS NULL ORDER BY table_name",
         [Status.LIVE.value],
     )
+
+
+def archived_count(term_id: str, using: str = "default") -> int:
+    """How many partitions of the term are archived or detached (not live)."""
+    query = "SELECT count(*) FROM activity_grades_partition WHERE term_id = %s AND status <> %s"
+    return int(fetch_value(using, query, [term_id, Status.LIVE.value]))
 
 
 def live_count(using: str = "default") -> int:

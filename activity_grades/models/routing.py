@@ -360,5 +360,6 @@ class RoutedTable(BaseTable):
                 "cannot lock rows of a UNION; narrow the filter to one (class, term) or "
                 "lock by id"
             )
-        reads = [(name, whole) for name, whole, _ in found.tables]
+        # A term table is read with its children: its month tables (issue 15), if any.
+        reads = [(name, whole or not class_table) for name, whole, class_table in found.tables]
         return leaves.routed_from(reads, self.table_name, alias), ()

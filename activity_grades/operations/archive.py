@@ -22,7 +22,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_archived
 from ..db import archive as sql_archive
-from ..db import catalog, chunks, ddl, dispatch, lms, registry
+from ..db import catalog, chunks, ddl, dispatch, lms, months, registry
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -122,6 +122,13 @@ class _LeafArchiver:
         self.chunk_ids: list[int] = []
         self.copied = 0
         self.rows = 0
+        # A term by month: its month tables are archived with it, in the same transaction.
+        self.months: list[months.MonthRow] = []
+
+    @property
+    def only(self) -> bool:
+        """Read the term table alone (no month tables under it)."""
+        return not self.months
 
     def lock(self, cur: Cursor) -> bool:
         item = self.item
@@ -138,6 +145,10 @@ class _LeafArchiver:
         # Writers of this leaf wait while it is copied; readers (queries through the
         # parent plan every child) do not. ACCESS EXCLUSIVE only for the final drop.
         ddl.lock_table(cur, item.table_name, "SHARE ROW EXCLUSIVE")
+        self.months = months.children_of(cur, item.table_name)
+        for month in self.months:
+            _check_marker(cur, month.table_name)
+            ddl.lock_table(cur, month.table_name, "SHARE ROW EXCLUSIVE")
         self.target = ddl.ensure_archive_year(cur, item.academic_year)
         self.cols = catalog.grade_columns(cur)
         return True
@@ -151,10 +162,11 @@ class _LeafArchiver:
             self.cols,
             item.academic_year,
             app_settings.ARCHIVE_CHUNK_ROWS,
+            only=self.only,
         )
 
     def verify(self, cur: Cursor) -> None:
-        source = sql_archive.checksum_leaf(cur, self.cols, self.item.table_name)
+        source = sql_archive.checksum_leaf(cur, self.cols, self.item.table_name, only=self.only)
         copy = chunks.checksum_chunks(cur, self.cols, self.target, self.chunk_ids)
         if self.copied != source[0] or copy != source:
             raise ArchiveError(
@@ -164,7 +176,7 @@ class _LeafArchiver:
         self.rows = source[0]
 
     def keys(self, cur: Cursor) -> None:
-        removed = sql_archive.delete_keys_of(cur, self.item.table_name)
+        removed = sql_archive.delete_keys_of(cur, self.item.table_name, only=self.only)
         if removed != self.rows:
             raise ArchiveError(
                 f"key index out of step for {self.item.table_name}: {removed} keys for "
@@ -174,6 +186,14 @@ class _LeafArchiver:
 
     def drop(self, cur: Cursor) -> None:
         table = self.item.table_name
+        for month in self.months:  # first: a table with children cannot be dropped
+            ddl.lock_table(cur, month.table_name, "ACCESS EXCLUSIVE")
+            if self.keep_detached:  # kept under the detached term table, read with it
+                ddl.detach_child(cur, month.table_name)
+                months.set_status(cur, month.id, Status.DETACHED)
+            else:
+                ddl.drop_table(cur, month.table_name)
+                months.set_status(cur, month.id, Status.ARCHIVED)
         ddl.lock_table(cur, table, "ACCESS EXCLUSIVE")
         if self.keep_detached:
             ddl.detach(cur, table, self.parent)
@@ -182,6 +202,15 @@ class _LeafArchiver:
             ddl.drop_table(cur, table)
             status = Status.ARCHIVED
         registry.set_status(cur, self.item.registry_id, status)
+
+
+def _check_marker(cur: Cursor, table: str) -> None:
+    marker = catalog.marker_of(cur, table)
+    if marker != PARTITION_MARKER:
+        raise ArchiveError(
+            f"refusing to archive {table}: its comment is {marker!r}, "
+            f"not the ownership marker {PARTITION_MARKER!r}"
+        )
 
 
 def _check_years(terms: dict[str, lms.Term], before: str) -> list[str]:

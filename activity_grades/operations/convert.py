@@ -50,6 +50,7 @@ from ..core.constants import (
     LEGACY_CLASS,
     LEGACY_MARKER,
     LEGACY_TABLE,
+    MONTH_REGISTRY_TABLE,
     PARENT,
     PLACEMENT_TABLE,
     REGISTRY_TABLE,
@@ -662,7 +663,9 @@ def _prepare_backward(run: _Run) -> None:
 def _move_backward(run: _Run) -> None:
     for passes in range(1, 11):
         run.result.passes = passes
-        leaves = run.transaction(lambda cur: db.partitions(cur, live_only=True))
+        leaves = run.transaction(
+            lambda cur: db.month_tables(cur, live_only=True) + db.partitions(cur, live_only=True)
+        )
         for _registry_id, leaf, class_id, term_id in leaves:
             after: str | None = None
             while True:
@@ -726,6 +729,7 @@ def _app_tables() -> list[str]:
         CONVERSION_TABLE,
         CONVERSION_MOVED_TABLE,
         PLACEMENT_TABLE,  # migration 0014
+        MONTH_REGISTRY_TABLE,
     ]
 
 
@@ -752,7 +756,19 @@ def _swap_backward(run: _Run) -> None:
 
 
 def _cleanup_backward(run: _Run) -> None:
-    """Drop the (empty) partitions, term tables first, each checked, one per transaction."""
+    """Drop the (empty) partitions, month then term tables first, each checked, one per
+    transaction."""
+    for month_id, name, _class_id, _term_id in run.transaction(
+        lambda cur: db.month_tables(cur, live_only=False)
+    ):
+
+        def drop_month(cur: Cursor, month_id: int = month_id, name: str = name) -> None:
+            refused = db.drop_empty_partition(cur, name)
+            if refused:
+                raise ConversionError(f"{refused}: not dropped")
+            db.forget_month(cur, month_id)
+
+        run.transaction(drop_month)
     for registry_id, name, _class_id, _term_id in run.transaction(
         lambda cur: db.partitions(cur, live_only=False)
     ):

@@ -4,6 +4,11 @@ The DDL itself is the SQL function ``activity_grades_ensure_partition`` (db.ddl)
 routing trigger's on-demand path and this module create partitions the same way. This
 module decides *which* partitions a request needs, shows the plan and its SQL, and
 applies it one partition per short transaction.
+
+A term created while ``PARTITION_GRANULARITY`` is 'month' gets month tables under its
+term table (``db.months``): the plan holds those of its months that have not ended yet;
+a past month is created when a late grade for it arrives. A term that exists keeps its
+granularity (``operations.regranulate`` changes it).
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from ..core.constants import LOGGER_NAME, PARENT
+from ..core.constants import LOGGER_NAME, PARENT, Granularity
 from ..core.exceptions import PartitioningError
 from ..core.settings import app_settings
-from ..db import ddl, dispatch, lms, registry
-from ..db.connection import cursor
+from ..db import ddl, dispatch, lms, months, registry
+from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.lms import Term
 from . import terms as term_changes
 from .base import Plan, Progress, Result, Stopwatch, each
@@ -37,6 +42,12 @@ class PlannedPartition:
     table_name: str
     exists: bool
     statements: list[str] = field(default_factory=list)
+    # A month table: the first instant of its month (clipped to the term); None otherwise.
+    month_starts_at: datetime | None = None
+
+    @property
+    def is_month(self) -> bool:
+        return self.month_starts_at is not None
 
 
 @dataclass
@@ -79,8 +90,18 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
         clock = Stopwatch()
         created: list[str] = []
 
+        # Term tables the trigger creates on demand follow the setting from now on too.
+        months.install_granularity(self.using)
+
         def create(planned: PlannedPartition) -> bool:
-            table, was_created = ddl.ensure_partition(planned.class_id, planned.term_id, self.using)
+            if planned.month_starts_at is not None and planned.term_id is not None:
+                table, was_created = _ensure_month(
+                    planned.class_id, planned.term_id, planned.month_starts_at, self.using
+                )
+            else:
+                table, was_created = ddl.ensure_partition(
+                    planned.class_id, planned.term_id, self.using
+                )
             if was_created:
                 created.append(table)
                 logger.info("created partition %s", table)
@@ -104,6 +125,12 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
             changed.relabelled,
             seconds=clock.seconds,
         )
+
+
+def _ensure_month(class_id: str, term_id: str, at: datetime, using: str) -> tuple[str, bool]:
+    with atomic(using), cursor(using) as cur:
+        set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+        return months.ensure_month(cur, class_id, term_id, at, using)
 
 
 def default_terms(terms: Sequence[Term], upcoming: int, now: datetime | None = None) -> list[Term]:
@@ -164,8 +191,15 @@ def plan(
         chosen = default_terms(terms, n)
 
     existing = registry.live_tables(using)
+    granularity = months.term_granularities(using)
+    live_months = {
+        (m.class_id, m.term_id, m.starts_at): m.table_name for m in months.live_months(using)
+    }
+    new_terms = Granularity(app_settings.PARTITION_GRANULARITY)
+    now = timezone.now()
     out: list[PlannedPartition] = []
     with cursor(using) as cur:
+        slices: dict[str, list[months.Slice]] = {}
         for class_id in classes:
             class_table = existing.get((class_id, None))
             out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql))
@@ -173,7 +207,39 @@ def plan(
             for term in chosen:
                 table = existing.get((class_id, term.term_id))
                 out.append(_planned(cur, class_id, term, table, parent, with_sql))
+                kind = granularity.get((class_id, term.term_id), new_terms.value)
+                if kind != Granularity.MONTH.value:
+                    continue
+                if term.term_id not in slices:
+                    slices[term.term_id] = months.slices(cur, term.starts_at, term.ends_at)
+                term_table = out[-1].table_name
+                for month in slices[term.term_id]:
+                    if month.ends_at <= now:
+                        continue  # a past month: created when a late grade arrives
+                    done = live_months.get((class_id, term.term_id, month.starts_at))
+                    out.append(
+                        _planned_month(cur, class_id, term, month, term_table, done, with_sql)
+                    )
     return CreatePlan(out, using=using, term_changes=term_changes.plan(class_ids, using))
+
+
+def _planned_month(
+    cur: Cursor,
+    class_id: str,
+    term: Term,
+    month: months.Slice,
+    term_table: str,
+    existing: str | None,
+    with_sql: bool,
+) -> PlannedPartition:
+    exists = existing is not None
+    name = existing or months.month_name(cur, class_id, term.term_id, month.label)
+    statements: list[str] = []
+    if with_sql and not exists:
+        statements = months.month_ddl(cur, name, term_table, class_id, term.term_id, month)
+    return PlannedPartition(
+        class_id, term.term_id, name, exists, statements, month_starts_at=month.starts_at
+    )
 
 
 def _planned(

@@ -45,6 +45,8 @@ Ids (stable, documented in docs/admin.md):
 - ``activity_grades.E019`` a term's academic year changed (settings or the terms table) while
   the registry keeps the old label, for live partitions or archived grades — fixable
 
+Month tables (issue 15): ``activity_grades.E021``-``E024``, in ``operations.month_checks``.
+
 Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
 
 - ``activity_grades.E030`` a shard does not answer (a direct connection to its alias fails)
@@ -60,7 +62,7 @@ Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
 - ``activity_grades.E035`` a recorded placement disagrees with ``SHARD_PLACEMENT``
 - ``activity_grades.E036`` a class is placed on a shard that ``SHARDS`` no longer lists
 
-Ids E001-E020 and E030-E036 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E024 and E030-E036 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -72,14 +74,15 @@ from dataclasses import dataclass, field
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER
 from ..core.exceptions import SettingsError
 from ..core.settings import app_settings
-from ..db import catalog, ddl, drift, registry
+from ..db import catalog, ddl, drift, months, registry
 from ..db import relabel as archive_labels
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, shards, terms, unique_key
+from . import create, month_checks, shards, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
+from .problems import Problem
 
 __all__ = [
     "KEY_BATCH",
@@ -116,21 +119,6 @@ def required_indexes(unique_key_on: bool) -> dict[str, tuple[tuple[str, ...], bo
     out = {k: v for k, v in REQUIRED_INDEXES.items() if v[0] != _KEY_COLUMNS}
     out["activity_student_idx"] = (_KEY_COLUMNS, False, False)
     return out
-
-
-@dataclass
-class Problem:
-    """One thing wrong with the tree; ``fix`` repairs it when that is safe."""
-
-    id: str
-    message: str
-    hint: str = ""
-    table: str | None = None
-    fix: Callable[[], str] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def fixable(self) -> bool:
-        return self.fix is not None
 
 
 @dataclass
@@ -239,7 +227,7 @@ def check_markers(cur: Cursor) -> list[Problem]:
 
 
 def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     found = catalog.index_signatures(cur, [catalog.parent_oid(cur)] + [p[0] for p in parts])
@@ -306,7 +294,7 @@ def _index_fixer(using: str, table: str, suffix: str, sig: IndexSignature) -> Ca
 
 
 def check_constraints(cur: Cursor) -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     have = catalog.names_by_table(cur, "constraints", [p[0] for p in parts])
@@ -332,7 +320,7 @@ def check_constraints(cur: Cursor) -> list[Problem]:
 
 
 def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    parts = registry.live_partitions(cur) + months.live_partitions(cur)
     if not parts:
         return []
     oids = [p[0] for p in parts]
@@ -471,6 +459,7 @@ def _partition_recreator(using: str, table: str) -> Callable[[], str]:
 
 
 def check_inheritance(cur: Cursor, using: str = "default") -> list[Problem]:
+    month_tables = months.registered_names(cur)  # E022 is theirs
     out = [
         Problem(
             "activity_grades.E014",
@@ -492,6 +481,7 @@ def check_inheritance(cur: Cursor, using: str = "default") -> list[Problem]:
             table=table,
         )
         for table, inherits in drift.marked_without_registry(cur)
+        if table not in month_tables
     ]
     return out
 
@@ -807,6 +797,7 @@ def plan(using: str = "default", *, keys: bool = False, batch: int = KEY_BATCH) 
             + check_constraint_exclusion(cur)
             + check_terms(cur, using)
             + check_archived_years(cur, using)
+            + month_checks.check_months(cur, using)
         )
     if keys:
         problems += check_key_index(using, batch)

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError
 
-from ..core.constants import LOGGER_NAME, PARTITION_MARKER
+from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Granularity
 from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_restored
 from ..db import archive as sql_archive
-from ..db import catalog, chunks, ddl, lms
+from ..db import catalog, chunks, ddl, lms, months
 from ..db.connection import Cursor, cursor, lock_timeout_errors
+from . import regranulate
 from .archive import registry_changed
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -72,8 +73,25 @@ class RestorePlan(Plan[RestoreItem, RestoreResult]):
             )
         if result.restored:
             registry_changed(self.using)
+            self._to_months()
         result.seconds = clock.seconds
         return result
+
+    def _to_months(self) -> None:
+        """Grades restored into a term by month go on to its month tables (verified
+        batches, ``operations.regranulate``; an interruption is check_partitions' E023)."""
+        kinds = months.term_granularities(self.using)
+        for term_id in dict.fromkeys(item.term_id for item in self.items):
+            classes = [
+                item.class_id
+                for item in self.items
+                if item.term_id == term_id
+                and kinds.get((item.class_id, term_id)) == Granularity.MONTH.value
+            ]
+            if classes:
+                regranulate.plan(
+                    term_id, Granularity.MONTH, class_ids=classes, using=self.using
+                ).apply()
 
     def _restore_one(self, item: RestoreItem) -> tuple[str, int]:
         one = _GroupRestorer(item, self.using)

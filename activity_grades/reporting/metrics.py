@@ -94,6 +94,7 @@ def collect(using: str = "default") -> dict[str, Any]:
         "total_bytes": ov.total_bytes,
         "rows_in_parent": ov.rows_in_parent,
         "rows_in_class_tables": ov.rows_in_class_tables,
+        "month_tables": ov.month_tables,
         "rows_outside_leaves": ov.rows_in_parent + ov.rows_in_class_tables,
         "maintenance": _maintenance(age, runs.last_run(using) if age.table_present else None),
         "_overview": ov,

@@ -90,6 +90,11 @@ SCALARS: tuple[tuple[str, str, Callable[[dict[str, Any]], float | int | None]], 
         lambda d: d["rows_in_class_tables"],
     ),
     (
+        "activity_grades_month_tables",
+        "Live month tables (children of terms partitioned by month).",
+        lambda d: d["month_tables"],
+    ),
+    (
         "activity_grades_rows_outside_leaves",
         "Rows in the parent plus rows in class tables.",
         lambda d: d["rows_outside_leaves"],

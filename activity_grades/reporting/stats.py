@@ -42,6 +42,9 @@ class PartitionStats:
     starts_at: datetime | None
     ends_at: datetime | None
     academic_year: str | None
+    granularity: str  # a term table's: 'term' (a leaf) or 'month' (its month tables are)
+    month: bool  # a month table (issue 15), child of its term's table
+    term_starts_at: datetime | None  # its term's first instant (a month table's too)
     present: bool  # the table exists in the database
     rows: int  # estimated live rows (pg_class.reltuples / live tuples), exact with exact=True
     table_bytes: int  # heap + free space map + visibility map, without TOAST
@@ -66,11 +69,13 @@ class PartitionStats:
 
     @property
     def kind(self) -> str:
+        if self.month:
+            return "month"
         return "class" if self.term_id is None else "term"
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("starts_at", "ends_at", "last_vacuum", "last_analyze"):
+        for key in ("starts_at", "ends_at", "term_starts_at", "last_vacuum", "last_analyze"):
             value = out[key]
             out[key] = value.isoformat() if value is not None else None
         out["kind"] = self.kind
@@ -112,6 +117,11 @@ class Overview:
     @property
     def largest(self) -> PartitionStats | None:
         return max(self.partitions, key=lambda p: p.total_bytes, default=None)
+
+    @property
+    def month_tables(self) -> int:
+        """Live month tables (issue 15)."""
+        return sum(1 for p in self.partitions if p.month and p.status == Status.LIVE)
 
     @property
     def rows_in_class_tables(self) -> int:
@@ -162,10 +172,18 @@ def overview(exact: bool = False, using: str = "default") -> Overview:
         exact: count rows with ``count(*)`` on each live table (reads every partition).
     """
     parts = [PartitionStats(**row) for row in catalog.partition_stats(using)]
-    # Class ids in the LMS's own type (1, 2, 10), then each class table before its terms.
+    # Class ids in the LMS's own type (1, 2, 10), then each class table before its terms,
+    # each term table followed by its month tables.
     class_key = lms.class_id_order(using)
     parts.sort(
-        key=lambda p: (class_key(p.class_id), p.starts_at is not None, p.starts_at, p.term_id)
+        key=lambda p: (
+            class_key(p.class_id),
+            p.term_starts_at is not None,
+            p.term_starts_at,
+            p.term_id,
+            p.month,
+            p.starts_at,
+        )
     )
     ranks = {c: i for i, c in enumerate(dict.fromkeys(p.class_id for p in parts))}
     for p in parts:

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades.core.exceptions import PartitioningError
-from activity_grades.operations import create
+from activity_grades.operations import create, regranulate
 
 from ._progress import Progress
 
@@ -30,6 +30,22 @@ class Command(BaseCommand):
             metavar="N",
             help="terms after the current one (default: setting)",
         )
+        parser.add_argument(
+            "--regranulate",
+            metavar="TERM",
+            help="move the term's grades to the granularity --to (default: the setting "
+            "PARTITION_GRANULARITY), online, in verified batches; rerun to finish after a crash",
+        )
+        parser.add_argument(
+            "--to", metavar="GRANULARITY", help="with --regranulate: 'month' or 'term'"
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=regranulate.BATCH_SIZE,
+            metavar="N",
+            help=f"with --regranulate: rows per transaction (default {regranulate.BATCH_SIZE})",
+        )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument("--database", default="default")
 
@@ -39,6 +55,11 @@ class Command(BaseCommand):
         if options["upcoming"] is not None and options["upcoming"] < 0:
             raise CommandError("--upcoming must be 0 or more")
         verbosity = options["verbosity"]
+        if options["regranulate"] is not None:
+            self._regranulate(options)
+            return
+        if options["to"] is not None:
+            raise CommandError("--to goes with --regranulate TERM")
         try:
             plan = create.plan(
                 options["classes"],
@@ -85,6 +106,59 @@ class Command(BaseCommand):
             )
         )
 
+    def _regranulate(self, options: dict[str, Any]) -> None:
+        if options["classes"] or options["terms"] or options["all_terms"]:
+            raise CommandError("--regranulate TERM takes no --class, --term or --all-terms")
+        term_id = options["regranulate"]
+        try:
+            plan = regranulate.plan(
+                term_id,
+                options["to"],
+                batch_size=options["batch_size"],
+                using=options["database"],
+            )
+        except PartitioningError as exc:
+            raise CommandError(str(exc)) from exc
+        if plan.nothing_to_do:
+            self.stdout.write(f"Nothing to do. (term {term_id!r} is already by {plan.to})")
+            return
+        self.stdout.write(f"Regranulate term {term_id!r} to {plan.to}, {len(plan.items)} tables:")
+        for item in plan.items:
+            extra = (
+                f", {len(item.months_to_create)} month tables to create"
+                if item.months_to_create
+                else ""
+            ) + (
+                f", {len(item.months_to_drop)} month tables to drop" if item.months_to_drop else ""
+            )
+            self.stdout.write(
+                f"  ~ {item.table_name}  class {item.class_id!r}: {item.granularity} -> "
+                f"{plan.to}, {item.rows} rows to move{extra}"
+            )
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
+            return
+        progress = Progress(
+            self,
+            "Regranulating",
+            "tables",
+            options["verbosity"],
+            detail=lambda item, _moved: item.table_name,
+            minimum=100,
+        )
+        try:
+            with progress:
+                result = plan.apply(progress)
+        except PartitioningError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Regranulated {result.tables} tables of term {term_id!r} to {plan.to}: "
+                f"{result.moved} rows moved, {result.months_created} month tables created, "
+                f"{result.months_dropped} dropped, in {result.seconds:.2f} s."
+            )
+        )
+
     def _print_plan(self, plan: create.CreatePlan, verbosity: int) -> None:
         if plan.term_changes and not plan.term_changes.empty:
             self.stdout.write(
@@ -97,6 +171,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Would create {len(plan.to_create)} partitions:")
         for p in plan.to_create:
             term = "(class table)" if p.term_id is None else f"term {p.term_id!r}"
+            if p.month_starts_at is not None:
+                term += f" month from {p.month_starts_at.isoformat()}"
             self.stdout.write(f"  + {p.table_name}  class {p.class_id!r} {term}")
             for statement in p.statements:
                 self.stdout.write(f"      {statement};")

@@ -3,10 +3,12 @@ from __future__ import annotations
 import csv
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity_grades import replicas
+from activity_grades.core.settings import app_settings
 from activity_grades.reporting import stats
 from activity_grades.reporting.archive import ArchiveYear, archive_years
 
@@ -78,7 +80,7 @@ class Command(BaseCommand):
     def _table(self, rep: stats.Overview, options: dict[str, Any]) -> None:
         headers = ("class", "term", "table", "rows", "total size")
         lines: list[tuple[str, ...]] = [
-            (p.class_id, p.term_id or "-", p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))
+            (p.class_id, _term(p), p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))
             for p in rep.partitions
         ]
         # Ids can be 200 characters and are cut; table names (at most 63) never are,
@@ -94,8 +96,9 @@ class Command(BaseCommand):
         for row in lines:
             self.stdout.write(fmt.format(*row))
         kind = "exact" if options["exact"] else "estimated"
+        months = f" ({rep.month_tables} month tables)" if rep.month_tables else ""
         self.stdout.write(
-            f"{len(rep.partitions)} partitions, {rep.total_rows:,} rows ({kind}), "
+            f"{len(rep.partitions)} partitions{months}, {rep.total_rows:,} rows ({kind}), "
             f"{human_bytes(rep.total_bytes)}; rows in the parent itself: {rep.rows_in_parent}"
         )
         self._archive(archive_years(options["database"]))
@@ -128,3 +131,12 @@ class Command(BaseCommand):
             "ratio: bytes the grades took before archiving per byte of the compressed archive; "
             "row format: grades not yet converted (manage.py compress_archive)"
         )
+
+
+def _term(p: stats.PartitionStats) -> str:
+    """The term column: a month table as "  <term> <YYYY-MM>" under its term's row."""
+    if p.month and p.starts_at is not None:
+        return f"  {p.term_id} {p.starts_at.astimezone(ZoneInfo(app_settings.time_zone)):%Y-%m}"
+    if p.term_id and p.granularity == "month":
+        return f"{p.term_id} (by month)"
+    return p.term_id or "-"
