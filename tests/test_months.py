@@ -23,6 +23,7 @@ from activity_grades.db.registry import invalidate_cache
 from activity_grades.operations import regranulate, repair
 from activity_grades.operations.faults import FAULT_ENV
 from activity_grades.reporting import metrics
+from gradeproject.lms.models import Term
 from tests.admin_support import staff
 from tests.archive_support import manage, scalar
 from tests.conftest import TERMS, make_lms
@@ -567,4 +568,56 @@ def test_the_fast_path_covers_month_tables_not_their_term_tables(by_month):
     assert month_tables <= covered
     assert _term_table("123") not in covered
     spread("123/a1", 20, "h-")  # through the dispatcher's static INSERTs
+    assert assert_months_consistent() == 40
+
+
+# ------------------------------------------------------- term dates changed, term deleted
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("end", "months_after"),
+    [(dt.date(2024, 1, 7), 6), (dt.date(2023, 10, 10), 3)],
+    ids=["extended", "shortened"],
+)
+def test_a_term_by_month_takes_new_dates(by_month, end, months_after):
+    make_lms()
+    spread("123/a0", 60, "g-")  # Aug 1 .. Dec 29
+    Term.objects.filter(id=FALL).update(end_date=end)
+    assert "activity_grades.E018" in {p.id for p in repair.plan().problems}
+    out = run("--all-terms")
+    assert "partitions given their term's new dates" in out
+    assert len(months.live_months(class_id="123", term_id=FALL)) == months_after
+    assert [m.ends_at.date() for m in months.live_months(class_id="123", term_id=FALL)][
+        -1
+    ] == end + dt.timedelta(days=1)
+    # Grades of the extension are taken; a shortened term's late grades left it.
+    late = dt.datetime(2024, 1, 5, 12, tzinfo=dt.timezone.utc)
+    if end > dt.date(2024, 1, 1):
+        with connection.cursor() as cur:
+            cur.execute(
+                "INSERT INTO activity_grades (id, activity_id, student_id, status, "
+                "submitted_at, created_at) VALUES ('late', '123/a1', 's1', 'graded', now(), %s)",
+                [late],
+            )
+    assert assert_months_consistent() == 60 + (end > dt.date(2024, 1, 1))
+    assert {p.id for p in repair.plan().problems} - {"activity_grades.E007"} == set()
+
+
+@pytest.mark.django_db
+def test_a_deleted_term_by_month_is_retired_with_its_months(by_month):
+    make_lms()
+    spread("123/a0", 40, "g-")
+    month_tables = [m.table_name for m in months.live_months(class_id="123", term_id=FALL)]
+    assert len(month_tables) == 5
+    Term.objects.filter(id=FALL).delete()
+    out = StringIO()
+    call_command("check_partitions", "--fix", stdout=out, stderr=StringIO())
+    assert "40 row(s) of deleted term '2023_fall' re-filed, 1 partition(s) dropped" in (
+        out.getvalue()
+    )
+    assert scalar("SELECT count(*) FROM activity_grades WHERE term_id IS NULL") == 40
+    assert months.live_months(class_id="123", term_id=FALL) == []
+    for table in month_tables:
+        assert scalar("SELECT to_regclass(%s) IS NULL", [table]) is True
     assert assert_months_consistent() == 40

@@ -16,6 +16,11 @@ in three steps of short transactions:
 3. per leaf: the CHECK is validated (``VALIDATE CONSTRAINT``: writes go on meanwhile),
    which proves no row is left outside the new bounds.
 
+A term by month (issue 15) is first folded back into its term table and made into the
+months of its new bounds afterwards (``regranulate``, both ways online and verified); a
+kill in between leaves it by term, which ``create_partitions --regranulate TERM --to
+month`` finishes.
+
 A term whose academic year changed after some of its partitions were archived also has
 its archived grades and their registry rows filed under the new year (``relabel_archived``:
 one transaction per term and old year, verified by count and checksum), so archiving and
@@ -39,14 +44,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core.constants import LOGGER_NAME, PARTITION_MARKER
+from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Granularity
 from ..core.exceptions import PartitioningError
 from ..core.settings import app_settings
-from ..db import catalog, ddl, drift, registry
+from ..db import catalog, ddl, drift, months, registry
 from ..db import relabel as archive_labels
 from ..db.connection import atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
+from . import regranulate
 from .base import Plan, Progress, Result, Stopwatch
 
 __all__ = ["TermsPlan", "TermsResult", "plan", "relabel_archived", "retire_leaf"]
@@ -99,6 +105,12 @@ class TermsPlan(Plan[TermDrift, TermsResult]):
         clock = Stopwatch()
         result = TermsResult()
         using = self.using
+        # A term by month: its months go back into the term table first (regranulate,
+        # online and verified), the new bounds are applied as for any term, then the
+        # months of the new bounds are made and filled again.
+        by_month = _by_month(self.items, using)
+        for class_id, term_id in by_month:
+            regranulate.plan(term_id, Granularity.TERM, class_ids=[class_id], using=using).apply()
         for d in self.items:
             assert d.term_starts_at is not None and d.term_ends_at is not None
             with atomic(using), cursor(using) as cur:
@@ -119,6 +131,8 @@ class TermsPlan(Plan[TermDrift, TermsResult]):
             if progress:
                 progress(len(result.changed), len(self.items), d, True)
         registry.invalidate_cache()
+        for class_id, term_id in by_month:
+            regranulate.plan(term_id, Granularity.MONTH, class_ids=[class_id], using=using).apply()
         result.relabelled = sum(relabel_archived(a, using) for a in self.archived)
         result.seconds = clock.seconds
         return result
@@ -155,6 +169,18 @@ def relabel_archived(label: ArchivedLabel, using: str = "default") -> int:
             old,
         )
     return moved
+
+
+def _by_month(drifts: list[TermDrift], using: str) -> list[tuple[str, str]]:
+    """(class, term) of the changed leaves whose term is by month."""
+    granularity = months.term_granularities(using) if drifts else {}
+    return sorted(
+        {
+            (d.class_id, d.term_id)
+            for d in drifts
+            if d.bounds_changed and granularity.get((d.class_id, d.term_id)) == "month"
+        }
+    )
 
 
 def _by_class(drifts: Iterable[TermDrift]) -> dict[str, list[TermDrift]]:
@@ -229,8 +255,17 @@ def retire_leaf(leaf: TermDrift, using: str = "default") -> int:
             raise PartitioningError(f"term {leaf.term_id!r} exists again: {leaf.table} stays")
         ddl.lock_table(cur, leaf.table, "SHARE ROW EXCLUSIVE")
         class_table = drift.tables_of_class(cur, leaf.class_id)[0]
+        moved = 0
+        # A term by month: each month table is emptied the same way, then dropped.
+        for month in months.children_of(cur, leaf.table) if months.installed(cur) else []:
+            done = drift.refile(cur, month.table_name, class_table, *_EVER)
+            _verify(done, month.table_name, leaf.class_id)
+            moved += done.found
+            if not months.drop_month(cur, month):
+                raise PartitioningError(f"{month.table_name} still holds rows; rolled back")
         done = drift.refile(cur, leaf.table, class_table, *_EVER)
         _verify(done, leaf.table, leaf.class_id)
+        moved += done.found
         left = drift.count_only(cur, [leaf.table])
         if left:  # rows the lock let in before it was granted, or outside _EVER
             raise PartitioningError(
@@ -241,8 +276,8 @@ def retire_leaf(leaf: TermDrift, using: str = "default") -> int:
     registry.invalidate_cache()
     logger.info(
         "moved %s rows of %s (term %s no longer exists) and dropped it",
-        done.found,
+        moved,
         leaf.table,
         leaf.term_id,
     )
-    return done.found
+    return moved
