@@ -22,6 +22,7 @@ from ..core.settings import app_settings
 from ..db import ddl, dispatch, lms, registry
 from ..db.connection import cursor
 from ..db.lms import Term
+from . import shard_partitions
 from . import terms as term_changes
 from .base import Plan, Progress, Result, Stopwatch, each
 
@@ -80,7 +81,9 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
         created: list[str] = []
 
         def create(planned: PlannedPartition) -> bool:
-            table, was_created = ddl.ensure_partition(planned.class_id, planned.term_id, self.using)
+            table, was_created = shard_partitions.ensure_partition(
+                planned.class_id, planned.term_id, self.using
+            )
             if was_created:
                 created.append(table)
                 logger.info("created partition %s", table)
@@ -163,21 +166,27 @@ def plan(
         n = app_settings.UPCOMING_TERMS if upcoming is None else upcoming
         chosen = default_terms(terms, n)
 
-    existing = registry.live_tables(using)
+    existing = shard_partitions.complete(registry.live_tables(using), using)
     out: list[PlannedPartition] = []
     with cursor(using) as cur:
         for class_id in classes:
             class_table = existing.get((class_id, None))
-            out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql))
+            out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql, using))
             parent = out[-1].table_name
             for term in chosen:
                 table = existing.get((class_id, term.term_id))
-                out.append(_planned(cur, class_id, term, table, parent, with_sql))
+                out.append(_planned(cur, class_id, term, table, parent, with_sql, using))
     return CreatePlan(out, using=using, term_changes=term_changes.plan(class_ids, using))
 
 
 def _planned(
-    cur: Any, class_id: str, term: Term | None, table: str | None, parent: str, with_sql: bool
+    cur: Any,
+    class_id: str,
+    term: Term | None,
+    table: str | None,
+    parent: str,
+    with_sql: bool,
+    using: str = "default",
 ) -> PlannedPartition:
     term_id = term.term_id if term else None
     if table is not None:
@@ -186,5 +195,7 @@ def _planned(
     statements: list[str] = []
     if with_sql:
         starts, ends = (term.starts_at, term.ends_at) if term else (None, None)
-        statements = ddl.partition_ddl(cur, name, parent, class_id, term_id, starts, ends)
+        statements = shard_partitions.partition_ddl(
+            cur, name, parent, class_id, term_id, starts, ends, using
+        )
     return PlannedPartition(class_id, term_id, name, exists=False, statements=statements)

@@ -59,8 +59,10 @@ Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
   (not one whose columns differ, or that the app did not make)
 - ``activity_grades.E035`` a recorded placement disagrees with ``SHARD_PLACEMENT``
 - ``activity_grades.E036`` a class is placed on a shard that ``SHARDS`` no longer lists
+- ``activity_grades.E037`` a foreign partition's remote table is missing on its shard
+- ``activity_grades.E038`` a local partition of a class placed on a shard (made on demand)
 
-Ids E001-E020 and E030-E036 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E020 and E030-E038 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -74,11 +76,12 @@ from ..core.exceptions import SettingsError
 from ..core.settings import app_settings
 from ..db import catalog, ddl, drift, registry
 from ..db import relabel as archive_labels
+from ..db import shard_partitions as foreign
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, shards, terms, unique_key
+from . import create, shard_partitions, shards, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 
 __all__ = [
@@ -239,7 +242,9 @@ def check_markers(cur: Cursor) -> list[Problem]:
 
 
 def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur)
+    # A foreign partition has no index of its own: its remote table has them.
+    remote = {p.table for p in foreign.foreign_partitions(cur)}
+    parts = [p for p in registry.live_partitions(cur) if p[1] not in remote]
     if not parts:
         return []
     found = catalog.index_signatures(cur, [catalog.parent_oid(cur)] + [p[0] for p in parts])
@@ -340,9 +345,12 @@ def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
     disabled = set(drift.disabled_triggers(cur, oids))
     out = []
     expected = drift.ddl_triggers(cur)
+    remote = {p.table for p in foreign.foreign_partitions(cur)}
     for oid, table, _term in parts:
         for name in expected:
             if name in have.get(oid, set()):
+                continue
+            if table in remote and name == foreign.NO_TRUNCATE_TRIGGER:
                 continue
             off = (table, name) in disabled
             out.append(
@@ -775,7 +783,7 @@ def check_shards(using: str = "default") -> list[Problem]:
                 fix=_setup_runner(using, step),
             )
         )
-    findings = shards.placement_findings(using)
+    findings = shards.placement_findings(using) + shard_partitions.findings(using)
     return out + [Problem(b.code, b.problem, b.hint) for b in findings]
 
 
