@@ -377,3 +377,30 @@ def test_a_local_partition_of_a_sharded_class_is_reported(sharded):
     with pytest.raises(Exception, match="problem"):
         call_command("check_partitions", stdout=out)
     assert "activity_grades.E038" in out.getvalue()
+
+
+@shard_test
+def test_a_term_made_on_demand_under_a_foreign_class_table_is_reported(sharded):
+    create_partitions("--class", "123", "--term", "2023_fall")
+    insert("o1", "123/a0", "s1", SPRING)  # no spring partition yet: made on demand, locally
+    spring = leaf("123", "2024_spring")
+    assert relkind(spring) == "r" and relkind(leaf("123", None)) == "f"
+    assert rows_in("default", spring) == 1
+    (found,) = [p for p in repair.plan().problems if p.id == "activity_grades.E038"]
+    assert spring in found.message
+    # Every read still finds it, and create_partitions goes on for the class.
+    assert [g.id for g in ActivityGrade.objects.for_class("123")] == ["o1"]
+    assert create.plan(["123"], list(TERMS)).to_create == []
+
+
+@shard_test
+def test_a_dry_run_records_no_placement_and_the_run_places_by_setting(sharded, settings):
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "SHARD_PLACEMENT": {"321": "shard2"}}
+    make_lms(class_ids=("321",), terms=())
+    dry = create_partitions("--class", "321", "--term", "2023_fall", "--dry-run", "-v", "2")
+    assert "/* on shard shard2 */ CREATE TABLE" in dry
+    assert here("SELECT count(*) FROM activity_grades_placement WHERE class_id = '321'") == [(0,)]
+    create_partitions("--class", "321", "--term", "2023_fall")
+    assert placement.placement_of("321").decided_by == "setting"
+    assert rows_in("shard2", leaf("321", "2023_fall")) == 0
+    assert relkind(leaf("321", "2023_fall")) == "f"

@@ -79,12 +79,16 @@ def ensure_partition(
     A local class: ``db.ddl.ensure_partition``. A class on a shard: the remote table, then
     the foreign table, each in its own short transaction (module docstring).
 
+    A sharded class whose class table is a local table (made on demand before its
+    partitions were premade: E038) stays whole on the coordinator until ``move_class``:
+    its missing term tables are made locally too, under that class table.
+
     Raises:
-        PartitioningError: the (class, term) has a registry row that is not a live foreign
-            table (archived, or a local table: check_partitions reports the latter, E038).
+        PartitioningError: the (class, term) has a registry row that is not live (an
+            archived term of a sharded class: archiving them is not built yet).
     """
     shard = shard_for(class_id, using)
-    if shard == LOCAL:
+    if shard == LOCAL or _local_class_table(class_id, using):
         return ddl.ensure_partition(class_id, term_id, using)
     parent = PARENT
     if term_id is not None:
@@ -98,10 +102,7 @@ def ensure_partition(
                 "re-creating archived terms of a sharded class is not built yet"
             )
         if found and remote.relkind(cur, table) == "r":
-            raise PartitioningError(
-                f"class {class_id!r} is placed on shard {shard!r} but its partition {table} "
-                "is a local table (check_partitions: activity_grades.E038)"
-            )
+            return table, False  # made on demand, locally: E038 reports it
         bounds = remote.bounds(cur, term_id)
         if term_id is not None and bounds.starts_at is None:
             raise PartitioningError(f"term {term_id!r} does not exist")
@@ -133,6 +134,19 @@ def ensure_partition(
     return table, True
 
 
+def _local_class_table(class_id: str, using: str) -> bool:
+    with cursor(using) as cur:
+        found = remote.registered(cur, class_id, None)
+        local = found is not None and remote.relkind(cur, found[0]) == "r"
+    if local:
+        logger.warning(
+            "class %s is placed on a shard but its class table is local (E038): "
+            "its partitions are made on the coordinator until move_class moves it",
+            class_id,
+        )
+    return local
+
+
 def partition_ddl(
     cur: Cursor,
     table: str,
@@ -144,8 +158,8 @@ def partition_ddl(
     using: str = "default",
 ) -> list[str]:
     """The statements ``ensure_partition`` runs (dry runs): for a shard, on both servers."""
-    shard = shard_for(class_id, using)
-    if shard == LOCAL:
+    shard = placement.would_place(class_id, using) if app_settings.shards else LOCAL
+    if shard == LOCAL or _local_class_table(class_id, using):
         return ddl.partition_ddl(cur, table, parent, class_id, term_id, starts_at, ends_at)
     bounds = remote.bounds(cur, term_id)
     schema = _shard_schema(shard)
