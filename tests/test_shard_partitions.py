@@ -404,3 +404,25 @@ def test_a_dry_run_records_no_placement_and_the_run_places_by_setting(sharded, s
     assert placement.placement_of("321").decided_by == "setting"
     assert rows_in("shard2", leaf("321", "2023_fall")) == 0
     assert relkind(leaf("321", "2023_fall")) == "f"
+
+
+@shard_test
+def test_a_missing_trigger_of_a_foreign_partition_is_fixed_row_level(sharded):
+    premade()
+    fall = leaf("123", "2023_fall")
+    with connection.cursor() as cur:
+        query = sql.SQL("DROP TRIGGER activity_grades_keys_insert ON {}").format(
+            sql.Identifier(fall)
+        )
+        cur.execute(query.as_string(None))
+    (found,) = [p for p in repair.plan().problems if p.id == "activity_grades.E011"]
+    assert fall in found.message and found.fixable
+    repair.plan().apply()
+    assert here(
+        "SELECT tgtype & 1 FROM pg_trigger WHERE tgrelid = %s::regclass "
+        "AND tgname = 'activity_grades_keys_insert'",
+        [fall],
+    ) == [(1,)]  # FOR EACH ROW
+    insert("t1", "123/a0", "s1", FALL)
+    assert here("SELECT count(*) FROM activity_grades_key WHERE id = 't1'") == [(1,)]
+    assert problems() == []

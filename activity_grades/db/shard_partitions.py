@@ -33,6 +33,7 @@ __all__ = [
     "bounds",
     "foreign_ddl",
     "foreign_partitions",
+    "foreign_triggers",
     "index_names",
     "local_partitions_placed_on_shards",
     "lock_partition",
@@ -180,27 +181,38 @@ def foreign_ddl(
         ),
         sql.SQL("COMMENT ON FOREIGN TABLE {} IS {}").format(ident, sql.Literal(PARTITION_MARKER)),
     ]
-    # The row triggers the installed partition DDL makes (its text, so a new version of
-    # it reaches foreign partitions too), the two with transition tables made row-level.
+    return out + list(foreign_triggers(cur, table).values())
+
+
+def foreign_triggers(cur: Cursor, table: str) -> dict[str, sql.Composed]:
+    """trigger name -> the statement that creates it on the foreign partition ``table``.
+
+    The row triggers the installed partition DDL makes (its text, so a new version of it
+    reaches foreign partitions too; they depend on the table's name only), the two with
+    transition tables made row-level, and no TRUNCATE trigger.
+    """
     cur.execute(
-        "SELECT activity_grades_partition_ddl(%s, %s, %s, %s, %s, %s)",
-        [table, parent, class_id, term_id, b.starts_at, b.ends_at],
+        "SELECT s FROM activity_grades_partition_ddl(%s, %s, 'x', NULL, NULL, NULL) s "
+        "WHERE s LIKE 'CREATE TRIGGER %%'",
+        [table, PARENT],
     )
+    out: dict[str, sql.Composed] = {}
     for (statement,) in cur.fetchall():
-        if not statement.startswith("CREATE TRIGGER "):
-            continue
         name = statement.split()[2]
         if " TRUNCATE " in statement:
             continue  # not allowed on a foreign table: truncatable 'false' refuses TRUNCATE
         if name in ROW_KEY_TRIGGERS:
             event, function = ROW_KEY_TRIGGERS[name]
-            out.append(
-                sql.SQL(
-                    "CREATE TRIGGER {} AFTER {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
-                ).format(sql.Identifier(name), sql.SQL(event), ident, sql.Identifier(function))
+            out[name] = sql.SQL(
+                "CREATE TRIGGER {} AFTER {} ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+            ).format(
+                sql.Identifier(name),
+                sql.SQL(event),
+                sql.Identifier(table),
+                sql.Identifier(function),
             )
         else:
-            out.append(sql.Composed([sql.SQL(statement)]))  # the function's own text
+            out[name] = sql.Composed([sql.SQL(statement)])  # the function's own text
     return out
 
 

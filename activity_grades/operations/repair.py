@@ -366,7 +366,7 @@ def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
                     table=table,
                     fix=_trigger_enabler(using, table, name)
                     if off
-                    else _trigger_creator(using, table, name),
+                    else _trigger_creator(using, table, name, table in remote),
                 )
             )
     return out
@@ -382,11 +382,18 @@ def _trigger_enabler(using: str, table: str, trigger: str) -> Callable[[], str]:
     return fix
 
 
-def _trigger_creator(using: str, table: str, trigger: str) -> Callable[[], str]:
+def _trigger_creator(
+    using: str, table: str, trigger: str, foreign_table: bool = False
+) -> Callable[[], str]:
     def fix() -> str:
         with atomic(using), cursor(using) as cur:
             set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
-            if not drift.create_trigger(cur, table, trigger):
+            if foreign_table:  # a foreign partition: its row-level version
+                statement = foreign.foreign_triggers(cur, table).get(trigger)
+                if statement is None:
+                    raise LookupError(f"a foreign partition has no trigger {trigger}")
+                foreign.run(cur, [statement])
+            elif not drift.create_trigger(cur, table, trigger):
                 raise LookupError(f"the partition DDL has no trigger {trigger}")
         return f"created trigger {trigger} on {table}"
 
