@@ -308,6 +308,12 @@ def test_every_write_and_read_path_reaches_the_shard(sharded):
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute("DELETE FROM activity_grades WHERE id = 'c2'")
     assert ActivityGrade.objects.filter(pk="c2").exists()
+    # The ORM names the partitions whenever its filters pin them (student, here) ...
+    assert ActivityGrade.objects.filter(student_id="c3").delete()[0] == 1
+    # ... and one that pins none reads the rows first and deletes them by id, routed.
+    assert rows_in("shard1", spring) == 7
+    assert ActivityGrade.objects.filter(student_id__startswith="m").delete()[0] == 5
+    assert rows_in("shard1", spring) == 2
     assert on_shard("shard1", "SELECT count(*) FROM activity_grades WHERE id IN ('c0', 'c1')") == [
         (0,)
     ]
