@@ -308,6 +308,12 @@ def test_every_write_and_read_path_reaches_the_shard(sharded):
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute("DELETE FROM activity_grades WHERE id = 'c2'")
     assert ActivityGrade.objects.filter(pk="c2").exists()
+    # One whose plan reaches only local partitions (the CHECKs skip the foreign ones) works.
+    insert("loc", "789/a0", "s1", FALL)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM activity_grades WHERE class_id = '789' AND id = 'loc'")
+        assert cur.rowcount == 1
+    assert here("SELECT count(*) FROM activity_grades_key WHERE id = 'loc'") == [(0,)]
     # The ORM names the partitions whenever its filters pin them (student, here) ...
     assert ActivityGrade.objects.filter(student_id="c3").delete()[0] == 1
     # ... and one that pins none reads the rows first and deletes them by id, routed.
