@@ -25,7 +25,15 @@ from .db import placement as recorded_placement
 from .db.connection import Cursor, atomic, cursor
 from .db.placement import Placement
 
-__all__ = ["LOCAL", "Placement", "place", "placement_of", "placements", "shard_of"]
+__all__ = [
+    "LOCAL",
+    "Placement",
+    "place",
+    "placement_of",
+    "placements",
+    "shard_of",
+    "would_place",
+]
 
 
 def _decide(cur: Cursor, class_id: str) -> tuple[str, str]:
@@ -60,6 +68,17 @@ def placement_of(class_id: object, using: str = "default") -> Placement:
 def shard_of(class_id: object, using: str = "default") -> str:
     """The shard alias that holds a class, or ``'local'`` (see the module's docstring)."""
     return placement_of(class_id, using).shard
+
+
+def would_place(class_id: object, using: str = "default") -> str:
+    """``shard_of`` without recording a first decision (for dry runs)."""
+    cid = as_text(class_id, "class_id")
+    found = recorded_placement.recorded(using, cid)
+    if found is not None:
+        return found.shard
+    app_settings.require_valid("SHARDS", "SHARD_PLACEMENT", "SHARD_NEW_CLASSES")
+    with cursor(using) as cur:
+        return _decide(cur, cid)[0]
 
 
 def place(class_id: object, shard: str, using: str = "default") -> Placement:

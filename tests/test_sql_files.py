@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0015.json``); migrated back to 0014 it equals
+  (``tests/fixtures/catalog_0016.json``); migrated back to 0015 it equals
+  ``catalog_0015.json``, back to 0014 it equals
   ``catalog_0014.json``, back to 0013 it equals
   ``catalog_0013.json``, back to 0012 it equals
   ``catalog_0012.json``, back to 0011 it equals
@@ -37,7 +38,9 @@ search_path, 0009) once 0009 existed, ``catalog_0011.json`` (the write rule of i
 0011) once 0011 existed, ``catalog_0012.json`` (the compressed archive, 0012) once 0012
 existed, ``catalog_0013.json`` (readable timestamps on UPDATE, 0013) once 0013 existed,
 ``catalog_0014.json`` (the shards' placement table, 0014) once 0014 existed,
-``catalog_0015.json`` (monthly partitions, 0015) once 0015 existed.
+``catalog_0015.json`` (monthly partitions, 0015) once 0015 existed,
+``catalog_0016.json`` (the row-level key-index functions of foreign partitions, 0016)
+once 0016 existed.
 """
 
 from __future__ import annotations
@@ -62,13 +65,15 @@ from activity_grades import sql as app_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-# The functions triggers call and the two that create tables: 0009 sets their search_path.
+# The functions triggers call and the two that create tables: 0009 (and 0016 for its two)
+# sets their search_path.
 SEARCH_PATH_FUNCTIONS = {
     f"activity_grades_{n}"
     for n in (
         *("route", "move", "keys_insert", "keys_delete", "keys_update", "no_truncate"),
         *("ensure_partition", "archive_year", "ensure_month"),
         "readable",  # 0013
+        *("key_insert_row", "key_delete_row"),  # 0016: key index of foreign partitions
     )
 }
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
@@ -78,7 +83,8 @@ CATALOG_0011 = FIXTURES / "catalog_0011.json"
 CATALOG_0012 = FIXTURES / "catalog_0012.json"
 CATALOG_0013 = FIXTURES / "catalog_0013.json"
 CATALOG_0014 = FIXTURES / "catalog_0014.json"
-CATALOG_LATEST = FIXTURES / "catalog_0015.json"  # migrated to the newest migration
+CATALOG_0015 = FIXTURES / "catalog_0015.json"
+CATALOG_LATEST = FIXTURES / "catalog_0016.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -457,6 +463,8 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0016's reverse drops the row-level key-index functions of foreign partitions.
+        ("0015", CATALOG_0015),
         # 0015's reverse drops the month registry, the granularity column, ensure_month,
         # month_bounds and granularity, and loads route v4, move v3 and 0009's search_path.
         ("0014", CATALOG_0014),
@@ -508,6 +516,8 @@ def test_back_to_0002_and_forward_again_installs_the_same_objects():
                 "activity_grades_check_placement",
                 "activity_grades_readable",
                 "activity_grades_ensure_month",
+                "activity_grades_key_insert_row",
+                "activity_grades_key_delete_row",
             }
             at_0002 = {
                 name for name in function_versions() if name not in GENERATED_FUNCTIONS | later

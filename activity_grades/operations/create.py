@@ -27,6 +27,7 @@ from ..core.settings import app_settings
 from ..db import ddl, dispatch, lms, months, registry
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.lms import Term
+from . import shard_partitions
 from . import terms as term_changes
 from .base import Plan, Progress, Result, Stopwatch, each
 
@@ -99,7 +100,7 @@ class CreatePlan(Plan[PlannedPartition, CreateResult]):
                     planned.class_id, planned.term_id, planned.month_starts_at, self.using
                 )
             else:
-                table, was_created = ddl.ensure_partition(
+                table, was_created = shard_partitions.ensure_partition(
                     planned.class_id, planned.term_id, self.using
                 )
             if was_created:
@@ -190,7 +191,7 @@ def plan(
         n = app_settings.UPCOMING_TERMS if upcoming is None else upcoming
         chosen = default_terms(terms, n)
 
-    existing = registry.live_tables(using)
+    existing = shard_partitions.complete(registry.live_tables(using), using)
     granularity = months.term_granularities(using)
     live_months = {
         (m.class_id, m.term_id, m.starts_at): m.table_name for m in months.live_months(using)
@@ -202,14 +203,14 @@ def plan(
         slices: dict[str, list[months.Slice]] = {}
         for class_id in classes:
             class_table = existing.get((class_id, None))
-            out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql))
+            out.append(_planned(cur, class_id, None, class_table, PARENT, with_sql, using))
             parent = out[-1].table_name
             for term in chosen:
                 table = existing.get((class_id, term.term_id))
-                out.append(_planned(cur, class_id, term, table, parent, with_sql))
+                out.append(_planned(cur, class_id, term, table, parent, with_sql, using))
                 kind = granularity.get((class_id, term.term_id), new_terms.value)
-                if kind != Granularity.MONTH.value:
-                    continue
+                if kind != Granularity.MONTH.value or shard_partitions.is_sharded(class_id, using):
+                    continue  # a sharded class is by term (docs/sharding.md)
                 if term.term_id not in slices:
                     slices[term.term_id] = months.slices(cur, term.starts_at, term.ends_at)
                 term_table = out[-1].table_name
@@ -243,7 +244,13 @@ def _planned_month(
 
 
 def _planned(
-    cur: Any, class_id: str, term: Term | None, table: str | None, parent: str, with_sql: bool
+    cur: Any,
+    class_id: str,
+    term: Term | None,
+    table: str | None,
+    parent: str,
+    with_sql: bool,
+    using: str = "default",
 ) -> PlannedPartition:
     term_id = term.term_id if term else None
     if table is not None:
@@ -252,5 +259,7 @@ def _planned(
     statements: list[str] = []
     if with_sql:
         starts, ends = (term.starts_at, term.ends_at) if term else (None, None)
-        statements = ddl.partition_ddl(cur, name, parent, class_id, term_id, starts, ends)
+        statements = shard_partitions.partition_ddl(
+            cur, name, parent, class_id, term_id, starts, ends, using
+        )
     return PlannedPartition(class_id, term_id, name, exists=False, statements=statements)

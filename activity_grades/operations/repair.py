@@ -61,8 +61,10 @@ Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
   (not one whose columns differ, or that the app did not make)
 - ``activity_grades.E035`` a recorded placement disagrees with ``SHARD_PLACEMENT``
 - ``activity_grades.E036`` a class is placed on a shard that ``SHARDS`` no longer lists
+- ``activity_grades.E037`` a foreign partition's remote table is missing on its shard
+- ``activity_grades.E038`` a local partition of a class placed on a shard (made on demand)
 
-Ids E001-E024 and E030-E036 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E024 and E030-E038 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -76,11 +78,12 @@ from ..core.exceptions import SettingsError
 from ..core.settings import app_settings
 from ..db import catalog, ddl, drift, months, registry
 from ..db import relabel as archive_labels
+from ..db import shard_partitions as foreign
 from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, month_checks, shards, terms, unique_key
+from . import create, month_checks, shard_partitions, shards, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 from .problems import Problem
 
@@ -227,7 +230,11 @@ def check_markers(cur: Cursor) -> list[Problem]:
 
 
 def check_indexes(cur: Cursor, using: str = "default") -> list[Problem]:
-    parts = registry.live_partitions(cur) + months.live_partitions(cur)
+    # A foreign partition has no index of its own: its remote table has them.
+    remote = {p.table for p in foreign.foreign_partitions(cur)}
+    parts = [
+        p for p in registry.live_partitions(cur) + months.live_partitions(cur) if p[1] not in remote
+    ]
     if not parts:
         return []
     found = catalog.index_signatures(cur, [catalog.parent_oid(cur)] + [p[0] for p in parts])
@@ -328,9 +335,12 @@ def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
     disabled = set(drift.disabled_triggers(cur, oids))
     out = []
     expected = drift.ddl_triggers(cur)
+    remote = {p.table for p in foreign.foreign_partitions(cur)}
     for oid, table, _term in parts:
         for name in expected:
             if name in have.get(oid, set()):
+                continue
+            if table in remote and name == foreign.NO_TRUNCATE_TRIGGER:
                 continue
             off = (table, name) in disabled
             out.append(
@@ -346,7 +356,7 @@ def check_triggers(cur: Cursor, using: str = "default") -> list[Problem]:
                     table=table,
                     fix=_trigger_enabler(using, table, name)
                     if off
-                    else _trigger_creator(using, table, name),
+                    else _trigger_creator(using, table, name, table in remote),
                 )
             )
     return out
@@ -362,11 +372,18 @@ def _trigger_enabler(using: str, table: str, trigger: str) -> Callable[[], str]:
     return fix
 
 
-def _trigger_creator(using: str, table: str, trigger: str) -> Callable[[], str]:
+def _trigger_creator(
+    using: str, table: str, trigger: str, foreign_table: bool = False
+) -> Callable[[], str]:
     def fix() -> str:
         with atomic(using), cursor(using) as cur:
             set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
-            if not drift.create_trigger(cur, table, trigger):
+            if foreign_table:  # a foreign partition: its row-level version
+                statement = foreign.foreign_triggers(cur, table).get(trigger)
+                if statement is None:
+                    raise LookupError(f"a foreign partition has no trigger {trigger}")
+                foreign.run(cur, [statement])
+            elif not drift.create_trigger(cur, table, trigger):
                 raise LookupError(f"the partition DDL has no trigger {trigger}")
         return f"created trigger {trigger} on {table}"
 
@@ -765,7 +782,7 @@ def check_shards(using: str = "default") -> list[Problem]:
                 fix=_setup_runner(using, step),
             )
         )
-    findings = shards.placement_findings(using)
+    findings = shards.placement_findings(using) + shard_partitions.findings(using)
     return out + [Problem(b.code, b.problem, b.hint) for b in findings]
 
 
