@@ -375,11 +375,42 @@ def test_a_shard_that_is_down_fails_only_its_classes(sharded):
     assert "activity_grades.E030" in codes
 
 
+def as_if_local(class_id: str):
+    """The class placed 'local' for the block: what the routing trigger did before
+    migration 0017 (ensure_partition v3 made a sharded class's partitions locally)."""
+    here(
+        "UPDATE activity_grades_placement SET shard = 'local' WHERE class_id = %s RETURNING shard",
+        [class_id],
+    )
+
+
+@shard_test
+def test_the_routing_trigger_makes_no_partition_of_a_sharded_class_on_demand(sharded):
+    with pytest.raises(DatabaseError) as refused, transaction.atomic():
+        insert("d1", "123/a0", "s1", FALL)
+    assert "class '123' is placed on shard 'shard1'" in str(refused.value)
+    assert "create_partitions" in str(refused.value)
+    assert here("SELECT count(*) FROM activity_grades_partition WHERE class_id = '123'") == [(0,)]
+    create_partitions("--class", "123", "--term", "2023_fall")
+    insert("d1", "123/a0", "s1", FALL)
+    assert rows_in("shard1", leaf("123", "2023_fall"), "d1") == 1
+    # A term not premade is refused the same way (no local table under a foreign one).
+    with pytest.raises(DatabaseError, match="partition for term '2024_spring'"):
+        with transaction.atomic():
+            insert("d2", "123/a0", "s2", SPRING)
+
+
 @shard_test
 def test_a_local_partition_of_a_sharded_class_is_reported(sharded):
-    # No create_partitions first: the routing trigger makes the partitions on demand,
-    # locally (its grades are safe there), and check_partitions says what to run.
+    # Made before migration 0017, when the routing trigger made a sharded class's
+    # partitions on demand, locally (its grades are safe there): check_partitions says
+    # what to run.
+    as_if_local("123")
     insert("l1", "123/a0", "s1", FALL)
+    here(
+        "UPDATE activity_grades_placement SET shard = 'shard1' WHERE class_id = '123' "
+        "RETURNING shard"
+    )
     assert here(
         "SELECT relkind::text FROM pg_class WHERE relname = %s", [leaf("123", "2023_fall")]
     ) == [("r",)]
@@ -395,7 +426,12 @@ def test_a_local_partition_of_a_sharded_class_is_reported(sharded):
 @shard_test
 def test_a_term_made_on_demand_under_a_foreign_class_table_is_reported(sharded):
     create_partitions("--class", "123", "--term", "2023_fall")
-    insert("o1", "123/a0", "s1", SPRING)  # no spring partition yet: made on demand, locally
+    as_if_local("123")  # before migration 0017: made on demand, locally
+    insert("o1", "123/a0", "s1", SPRING)
+    here(
+        "UPDATE activity_grades_placement SET shard = 'shard1' WHERE class_id = '123' "
+        "RETURNING shard"
+    )
     spring = leaf("123", "2024_spring")
     assert relkind(spring) == "r" and relkind(leaf("123", None)) == "f"
     assert rows_in("default", spring) == 1
