@@ -32,8 +32,8 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from . import replicas
-from .core import rules
-from .core.constants import LOGGER_NAME
+from .core import rules, shards
+from .core.constants import LOGGER_NAME, PARENT
 from .core.exceptions import (
     ActivityWithoutClass,
     GradeConflict,
@@ -45,7 +45,7 @@ from .core.exceptions import (
 )
 from .core.ids import as_text, new_grade_id
 from .core.settings import app_settings
-from .db import chunks, ddl, leaves, lms, registry
+from .db import chunks, ddl, leaves, lms, registry, shard_partitions
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
 
@@ -373,11 +373,29 @@ class ActivityGradeService:
         only: bool = False,
         order_by: Sequence[str] = (),
     ) -> list[ActivityGrade]:
+        using, table, where = self._on_shard(table, where, only)
         return self._read(
-            lambda: leaves.select(
-                self.using, table, COLUMNS, where=where, only=only, order_by=order_by
-            )
+            lambda: leaves.select(using, table, COLUMNS, where=where, only=only, order_by=order_by)
         )
+
+    def _on_shard(
+        self, table: str, where: dict[str, Any] | None, only: bool
+    ) -> tuple[str, str, dict[str, Any] | None]:
+        """Where to read one partition: a sharded class's straight from its shard's alias
+        (no hop through the coordinator's foreign table), any other here.
+
+        On a shard a class's tables are flat children of the shard's parent, so a class
+        table read with its terms is the shard's parent filtered on the class.
+        """
+        if not app_settings.shards:
+            return self.using, table, where
+        found = shard_partitions.foreign_partition(self.using, table)
+        alias = shards.alias_of_server(found.server) if found else None
+        if found is None or alias not in app_settings.shards:
+            return self.using, table, where
+        if found.term_id is None and not only:
+            return alias, PARENT, {"class_id": found.class_id, **(where or {})}
+        return alias, found.table_name, where
 
     @_reporting
     def gradebook(self, class_id: Id, term_id: Id) -> list[ActivityGrade]:
@@ -414,7 +432,10 @@ class ActivityGradeService:
         table = self.table_for(class_id, term_id)
         if table is None:
             return []
-        return [ActivityStats(*row) for row in leaves.activity_stats(self.using, table)]
+        using, table, where = self._on_shard(table, None, False)
+        if where:  # a sharded class's whole class: its tables on the shard
+            return [ActivityStats(*row) for row in leaves.activity_stats(using, PARENT, where)]
+        return [ActivityStats(*row) for row in leaves.activity_stats(using, table)]
 
     @_reporting
     def get(self, grade_id: Id) -> ActivityGrade | None:

@@ -22,6 +22,7 @@ from django.db import (
     connections,
     transaction,
 )
+from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
 from activity_grades import placement
@@ -505,3 +506,38 @@ def test_a_sharded_class_stays_by_term_when_new_terms_are_by_month(sharded, sett
             k: v for k, v in settings.ACTIVITY_GRADES.items() if k != "PARTITION_GRANULARITY"
         }
         months.install_granularity()
+
+
+@shard_test
+def test_single_class_reads_go_straight_to_the_shard(sharded):
+    premade()
+    for i in range(3):
+        insert(f"f{i}", f"123/a{i % 2}", f"s{i}", FALL)
+    insert("sp", "123/a1", "s0", SPRING)
+    insert("out", "123/a1", "s9", dt.datetime(2023, 6, 1, tzinfo=UTC))  # class table
+    insert("loc", "789/a0", "s0", FALL)
+    fall = leaf("123", "2023_fall")
+    svc = ActivityGradeService()
+    with (
+        CaptureQueriesContext(connections["shard1"]) as on_shard1,
+        CaptureQueriesContext(connection) as here_q,
+    ):
+        book = svc.gradebook("123", "2023_fall")
+        mine = svc.student_grades_in_class("s0", "123")
+        stats = svc.activity_stats("123")
+        one = svc.get("out")
+        activity = svc.activity_grades("123/a1")
+    assert sorted(g.id for g in book) == ["f0", "f1", "f2"]
+    assert sorted(g.id for g in mine) == ["f0", "sp"]
+    assert [(s.activity_id, s.grades) for s in stats] == [("123/a0", 2), ("123/a1", 3)]
+    assert one is not None and one.id == "out"
+    assert sorted(g.id for g in activity) == ["f1", "out", "sp"]
+    # The grades came from shard1's own tables; the coordinator answered catalog and
+    # registry look-ups only, never a scan of a foreign partition.
+    shard_sql = " ".join(q["sql"] for q in on_shard1.captured_queries)
+    assert f'FROM "{fall}"' in shard_sql and 'FROM "activity_grades" WHERE "class_id"' in shard_sql
+    assert not any(f'FROM "{fall}"' in q["sql"] for q in here_q.captured_queries)
+    # A local class is read here, as before.
+    with CaptureQueriesContext(connections["shard1"]) as on_shard1:
+        assert [g.id for g in svc.gradebook("789", "2023_fall")] == ["loc"]
+    assert on_shard1.captured_queries == []

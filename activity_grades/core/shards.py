@@ -14,6 +14,7 @@ __all__ = [
     "ALIAS_PATTERN",
     "LOCAL",
     "MAX_ALIAS_LENGTH",
+    "alias_of_server",
     "hashed_shard",
     "server_name",
 ]
@@ -31,6 +32,11 @@ ALIAS_PATTERN = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_ALIAS_LENGTH}}}")
 def server_name(alias: str) -> str:
     """The foreign server (``CREATE SERVER``) on the coordinator for the shard ``alias``."""
     return SERVER_PREFIX + alias
+
+
+def alias_of_server(name: str) -> str | None:
+    """The shard alias a foreign server ``server_name`` made, or None (not one of ours)."""
+    return name.removeprefix(SERVER_PREFIX) if name.startswith(SERVER_PREFIX) else None
 
 
 def _weight(class_id: str, alias: str) -> bytes:

@@ -99,13 +99,17 @@ def select_student(
     return fetch_rows(using, query, [student_id] * len(tables))
 
 
-def activity_stats(using: str, table: str) -> list[Row]:
-    """(activity, grades, graded, avg, min, max score) per activity of ``table``."""
+def activity_stats(using: str, table: str, where: Mapping[str, Any] | None = None) -> list[Row]:
+    """(activity, grades, graded, avg, min, max score) per activity of ``table`` (of its rows
+    where each ``where`` column equals its value)."""
+    conditions = [sql.SQL("{} = %s").format(sql.Identifier(c)) for c in (where or {})]
     query = sql.SQL(
         "SELECT activity_id, count(*), count(graded_at), avg(score), min(score), max(score) "
-        "FROM {} GROUP BY activity_id ORDER BY activity_id"
-    ).format(sql.Identifier(table))
-    return fetch_rows(using, query)
+        "FROM {} WHERE {} GROUP BY activity_id ORDER BY activity_id"
+    ).format(
+        sql.Identifier(table), sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
+    )
+    return fetch_rows(using, query, list((where or {}).values()))
 
 
 def copy_rows(cur: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

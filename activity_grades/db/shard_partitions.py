@@ -25,7 +25,7 @@ from psycopg import sql
 
 from ..core.constants import PARENT, PARTITION_MARKER, Granularity
 from . import months
-from .connection import Cursor, execute
+from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
     "Bounds",
@@ -33,6 +33,7 @@ __all__ = [
     "adopt_waiting_rows",
     "bounds",
     "foreign_ddl",
+    "foreign_partition",
     "foreign_partitions",
     "foreign_triggers",
     "index_names",
@@ -258,14 +259,19 @@ SELECT c.relname, p.class_id, p.term_id, s.srvname,
   JOIN pg_foreign_table f ON f.ftrelid = c.oid
   JOIN pg_foreign_server s ON s.oid = f.ftserver
  WHERE p.status = 'live'
- ORDER BY p.id
 """
 
 
 def foreign_partitions(cur: Cursor) -> list[ForeignPartition]:
     """Every live registered partition that is a foreign table."""
-    cur.execute(_FOREIGN)
+    cur.execute(_FOREIGN + " ORDER BY p.id")
     return [ForeignPartition(*row) for row in cur.fetchall()]
+
+
+def foreign_partition(using: str, table: str) -> ForeignPartition | None:
+    """The live partition ``table`` if it is a foreign table (one catalog lookup)."""
+    rows = fetch_rows(using, _FOREIGN + " AND p.table_name = %s", [table])
+    return ForeignPartition(*rows[0]) if rows else None
 
 
 # -- a shard -----------------------------------------------------------------------------
