@@ -125,6 +125,17 @@ if env.str("DATABASE_REPLICA_URL", default=""):
     ACTIVITY_GRADES["REPLICA_CHECK_SECONDS"] = env.float(
         "ACTIVITY_GRADES_REPLICA_CHECK_SECONDS", default=5
     )
+# Shard servers (docs/sharding.md; bench/shard_bench.py starts two): DATABASE_SHARD_URLS,
+# comma-separated database URLs, become the aliases shard1, shard2, ... and
+# ACTIVITY_GRADES['SHARDS']; then run `manage.py setup_shards`. Unset: no shards.
+_shard_urls = env.list("DATABASE_SHARD_URLS", default=[])
+for _n, _url in enumerate(_shard_urls, start=1):
+    DATABASES[f"shard{_n}"] = env.db_url_config(_url)
+    # Never migrated, never created by the test runner: setup_shards fills a shard.
+    DATABASES[f"shard{_n}"]["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"shard{_n}"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+if _shard_urls:
+    ACTIVITY_GRADES["SHARDS"] = [f"shard{n}" for n in range(1, len(_shard_urls) + 1)]
 DATABASE_ROUTERS = ["activity_grades.routers.ReplicaRouter"]
 MIDDLEWARE.append("activity_grades.middleware.ReadYourWritesMiddleware")
 # Celery (gradeproject/celery.py): the broker and results on the machine's Redis.
