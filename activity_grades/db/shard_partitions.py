@@ -25,13 +25,21 @@ from psycopg import sql
 
 from ..core.constants import PARENT, PARTITION_MARKER, Granularity
 from . import months
+from .archive import Checksum, checksum_expr
 from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
     "Bounds",
     "ForeignPartition",
     "adopt_waiting_rows",
+    "archived_sharded",
     "bounds",
+    "drop_foreign_table",
+    "drop_remote",
+    "foreign_target",
+    "lock_remote",
+    "relive",
+    "remote_checksum",
     "foreign_ddl",
     "foreign_partition",
     "foreign_partitions",
@@ -235,6 +243,52 @@ def register(
         )
 
 
+def relive(cur: Cursor, class_id: str, term_id: str, table: str, parent: str, b: Bounds) -> None:
+    """An archived term's registry row back to 'live' for its new foreign table (restore)."""
+    cur.execute(
+        "UPDATE activity_grades_partition SET table_name = %s, parent_table = %s, "
+        "starts_at = %s, ends_at = %s, academic_year = %s, status = 'live' "
+        "WHERE class_id = %s AND term_id = %s",
+        [table, parent, b.starts_at, b.ends_at, b.academic_year, class_id, term_id],
+    )
+
+
+def foreign_target(cur: Cursor, table: str) -> tuple[str, str, str] | None:
+    """(server, remote schema, remote table) of the foreign table ``table``; None when
+    ``table`` is not a foreign table."""
+    cur.execute(
+        "SELECT s.srvname, coalesce((SELECT split_part(o, '=', 2) FROM unnest(f.ftoptions) o "
+        "WHERE o LIKE 'schema_name=%%'), ''), coalesce((SELECT substr(o, 12) "
+        "FROM unnest(f.ftoptions) o WHERE o LIKE 'table_name=%%'), c.relname) "
+        "FROM pg_class c JOIN pg_foreign_table f ON f.ftrelid = c.oid "
+        "JOIN pg_foreign_server s ON s.oid = f.ftserver "
+        "WHERE c.oid = to_regclass(quote_ident(%s))",
+        [table],
+    )
+    row = cur.fetchone()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+
+def drop_foreign_table(cur: Cursor, table: str) -> None:
+    """DROP a foreign partition on the coordinator; callers check its marker first."""
+    execute(cur, sql.SQL("DROP FOREIGN TABLE {}").format(sql.Identifier(table)))
+
+
+def archived_sharded(cur: Cursor) -> list[tuple[str, str, str, str, str]]:
+    """(table, class, term, academic year, shard) of archived term partitions of classes
+    placed on a shard whose table no longer exists on the coordinator: their remote
+    table should be gone from the shard too."""
+    cur.execute(
+        "SELECT p.table_name, p.class_id, p.term_id, p.academic_year, pl.shard "
+        "FROM activity_grades_partition p "
+        "JOIN activity_grades_placement pl ON pl.class_id = p.class_id "
+        "WHERE p.status = 'archived' AND p.term_id IS NOT NULL AND pl.shard <> 'local' "
+        "AND p.academic_year IS NOT NULL "
+        "AND to_regclass(quote_ident(p.table_name)) IS NULL ORDER BY p.id"
+    )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
+
+
 def adopt_waiting_rows(cur: Cursor, class_table: str, term_id: str, b: Bounds) -> int:
     """Rows of a new term waiting in the class table move to it (``activity_grades_move``)."""
     execute(
@@ -286,6 +340,32 @@ def remote_tables(cur: Cursor, schema: str) -> dict[str, str | None]:
         [schema, PARENT],
     )
     return {name: comment for name, comment in cur.fetchall()}
+
+
+def lock_remote(cur: Cursor, schema: str, table: str, mode: str) -> None:
+    """``LOCK TABLE ONLY`` a partition on its shard (the shard's alias)."""
+    if mode not in ("SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"):
+        raise ValueError(f"unexpected lock mode {mode!r}")
+    execute(
+        cur,
+        sql.SQL("LOCK TABLE ONLY {} IN " + mode + " MODE").format(sql.Identifier(schema, table)),
+    )
+
+
+def remote_checksum(cur: Cursor, cols: list[str], schema: str, table: str) -> Checksum:
+    """The archive's checksum (``archive.checksum_expr``) of a partition's rows on its shard."""
+    execute(
+        cur,
+        checksum_expr(sql.SQL(", ").join(sql.Identifier("l", c) for c in cols))
+        + sql.SQL(" FROM ONLY {} l").format(sql.Identifier(schema, table)),
+    )
+    count, total = cur.fetchone()
+    return count, total
+
+
+def drop_remote(cur: Cursor, schema: str, table: str) -> None:
+    """DROP a partition on its shard; callers check its marker first."""
+    execute(cur, sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table)))
 
 
 def remote_ddl(

@@ -6,15 +6,21 @@ array per column: ``db/chunks.py``), verify count and checksum inside the transa
 delete its keys from ``activity_grades_key``, drop (or detach) the leaf and mark the
 registry row. A kill at any point leaves every grade either live or archived, never both
 nor neither; a rerun picks up the partitions still ``live``.
+
+A leaf of a class on a shard (a foreign table, issue 16) is archived into the same
+chunks on the coordinator, read through its foreign table; its remote table is locked on
+the shard around the coordinator's transaction and dropped there after its commit
+(``shard_archive``; an interruption in between is E039, finished by the next run).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Status
@@ -22,9 +28,11 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_archived
 from ..db import archive as sql_archive
-from ..db import catalog, chunks, ddl, dispatch, lms, months, registry
+from ..db import catalog, chunks, ddl, dispatch, lms, months, registry, shard_partitions
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
+from . import shard_archive
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
+from .shard_archive import RemoteLeaf
 
 __all__ = ["ArchiveItem", "ArchivePlan", "ArchiveResult", "ensure_archive_year", "plan"]
 
@@ -42,6 +50,7 @@ class ArchiveItem:
     academic_year: str
     rows: int
     bytes: int
+    remote: RemoteLeaf | None = None  # a foreign leaf: where its rows are
 
 
 @dataclass
@@ -50,12 +59,16 @@ class ArchiveResult(Result):
     skipped: list[str] = field(default_factory=list)  # no longer live when their turn came
     rows: int = 0
     bytes_freed: int = 0
+    finished: list[str] = field(default_factory=list)  # E039 leftovers dropped
 
 
 @dataclass
 class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
     terms: list[str] = field(default_factory=list)
     keep_detached: bool = False
+    # Remote tables of archived terms left on their shard by an interrupted archive (E039):
+    # ``apply`` drops them first, each verified against the archive.
+    leftovers: list[shard_archive.Orphan] = field(default_factory=list)
 
     def apply(self, progress: Progress | None = None) -> ArchiveResult:
         """Archive every leaf, one transaction each (safe to rerun after a crash).
@@ -65,6 +78,13 @@ class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
         """
         clock = Stopwatch()
         result = ArchiveResult()
+        shards = [item.remote.shard for item in self.items if item.remote is not None]
+        shard_archive.require_shards(shards, "archive its classes' partitions")
+        for orphan in self.leftovers:
+            try:
+                result.finished.append(shard_archive.finish(orphan, self.using))
+            except (ArchiveError, DatabaseError) as exc:
+                logger.warning("%s: %s", shard_archive.ORPHAN_REMOTE, exc)
         for year in dict.fromkeys(item.academic_year for item in self.items):
             ensure_archive_year(year, self.using)
         for item, rows in each(self.items, self._archive_one, progress):
@@ -82,12 +102,12 @@ class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
 
     def _archive_one(self, item: ArchiveItem) -> int | None:
         one = _LeafArchiver(item, self.keep_detached)
+        steps = [one.lock, one.copy, one.verify, one.keys, one.drop]
         with lock_timeout_errors(item.table_name, app_settings.archive_lock_timeout):
-            done = run_steps(
-                self.using,
-                app_settings.archive_lock_timeout,
-                [one.lock, one.copy, one.verify, one.keys, one.drop],
-            )
+            if item.remote is None:
+                done = run_steps(self.using, app_settings.archive_lock_timeout, steps)
+            else:
+                done = self._archive_foreign(item, item.remote, steps)
         if not done:
             return None
         send_on_commit(
@@ -101,6 +121,35 @@ class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
             detached=self.keep_detached,
         )
         return one.rows
+
+    def _archive_foreign(
+        self, item: ArchiveItem, leaf: RemoteLeaf, steps: Sequence[Callable[[Cursor], bool | None]]
+    ) -> bool:
+        """A foreign leaf: the coordinator's steps inside the shard's transaction that
+        holds the remote table, then the remote drop (``shard_archive``)."""
+        committed = False
+        try:
+            with shard_archive.held(leaf) as shard_cur:
+                if not run_steps(self.using, app_settings.archive_lock_timeout, steps):
+                    return False
+                committed = True
+                shard_archive.drop_held(shard_cur, leaf)
+        except DatabaseError as exc:
+            if committed:
+                logger.warning(
+                    "archived %s, but dropping %s failed (%s): %s; the next archive_grades "
+                    "or check_partitions --fix drops it",
+                    item.table_name,
+                    leaf,
+                    shard_archive.ORPHAN_REMOTE,
+                    exc,
+                )
+                return True
+            raise ArchiveError(
+                f"archiving {item.table_name} ({leaf}) failed: {str(exc).strip()}; nothing "
+                "of it was changed"
+            ) from exc
+        return True
 
 
 def registry_changed(using: str) -> None:
@@ -142,6 +191,12 @@ class _LeafArchiver:
                 f"refusing to archive {item.table_name}: its comment is {marker!r}, "
                 f"not the ownership marker {PARTITION_MARKER!r}"
             )
+        if item.remote is not None:
+            # A foreign table cannot be locked: its writers wait on the shard's lock
+            # (shard_archive.held); it has no month tables.
+            self.target = ddl.ensure_archive_year(cur, item.academic_year)
+            self.cols = catalog.grade_columns(cur)
+            return True
         # Writers of this leaf wait while it is copied; readers (queries through the
         # parent plan every child) do not. ACCESS EXCLUSIVE only for the final drop.
         ddl.lock_table(cur, item.table_name, "SHARE ROW EXCLUSIVE")
@@ -194,6 +249,10 @@ class _LeafArchiver:
             else:
                 ddl.drop_table(cur, month.table_name)
                 months.set_status(cur, month.id, Status.ARCHIVED)
+        if self.item.remote is not None:  # keep_detached is refused for it (plan)
+            shard_partitions.drop_foreign_table(cur, table)
+            registry.set_status(cur, self.item.registry_id, Status.ARCHIVED)
+            return
         ddl.lock_table(cur, table, "ACCESS EXCLUSIVE")
         if self.keep_detached:
             ddl.detach(cur, table, self.parent)
@@ -265,9 +324,26 @@ def plan(
                     f"term {term_id!r} has not ended yet (ends {terms[term_id].ends_at:%Y-%m-%d}): "
                     "archiving the current or a future term needs --force"
                 )
+    if keep_detached is None:
+        keep_detached = app_settings.ARCHIVE_KEEP_DETACHED
     items: list[ArchiveItem] = []
     with cursor(using) as cur:
-        for row, size in registry.live_leaves(using, chosen):
+        leaves = registry.live_leaves(using, chosen)
+        remotes = {
+            row.table_name: shard_archive.remote_leaf(cur, row.table_name)
+            for row, _ in leaves
+            if app_settings.shards
+        }
+        sharded = [(t, r) for t, r in remotes.items() if r is not None]
+        if sharded and keep_detached:
+            raise ArchiveError(
+                "--keep-detached cannot keep a partition of a class on a shard ("
+                + ", ".join(f"{t}: {r}" for t, r in sharded)
+                + "): archiving drops its foreign table and its table on the shard; "
+                "archive those terms with --no-keep-detached"
+            )
+        shard_archive.require_shards([r.shard for _, r in sharded], "count its partitions' rows")
+        for row, size in leaves:
             if not row.academic_year:
                 raise ArchiveError(f"term {row.term_id!r} has no academic year: cannot archive it")
             rows = catalog.exact_count(cur, row.table_name)
@@ -280,11 +356,16 @@ def plan(
                     row.academic_year,
                     rows,
                     size,
+                    remotes.get(row.table_name),
                 )
             )
-    if keep_detached is None:
-        keep_detached = app_settings.ARCHIVE_KEEP_DETACHED
-    return ArchivePlan(items, using=using, terms=chosen, keep_detached=keep_detached)
+    return ArchivePlan(
+        items,
+        using=using,
+        terms=chosen,
+        keep_detached=keep_detached,
+        leftovers=shard_archive.orphans(using),
+    )
 
 
 def ensure_archive_year(year: str, using: str = "default") -> str:

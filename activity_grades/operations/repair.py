@@ -63,8 +63,11 @@ Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
 - ``activity_grades.E036`` a class is placed on a shard that ``SHARDS`` no longer lists
 - ``activity_grades.E037`` a foreign partition's remote table is missing on its shard
 - ``activity_grades.E038`` a local partition of a class placed on a shard (made on demand)
+- ``activity_grades.E039`` an archived term's remote table is still on its shard (an archive
+  interrupted between the coordinator's commit and the shard's drop) — fixable: dropped
+  once its rows match the archive's (``operations.shard_archive``)
 
-Ids E001-E024 and E030-E038 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E024 and E030-E039 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, month_checks, shard_partitions, shards, terms, unique_key
+from . import create, month_checks, shard_archive, shard_partitions, shards, terms, unique_key
 from .base import Plan, Progress, Result, Stopwatch, each
 from .problems import Problem
 
@@ -783,7 +786,9 @@ def check_shards(using: str = "default") -> list[Problem]:
             )
         )
     findings = shards.placement_findings(using) + shard_partitions.findings(using)
-    return out + [Problem(b.code, b.problem, b.hint) for b in findings]
+    return (
+        out + [Problem(b.code, b.problem, b.hint) for b in findings] + shard_archive.findings(using)
+    )
 
 
 def _setup_runner(using: str, step: shards.SetupStep) -> Callable[[], str]:

@@ -5,24 +5,29 @@ recreated through ``activity_grades_ensure_partition``, the rows copied back and
 by count and checksum, and only then removed from the archive. Grades in compressed
 chunks (``db/chunks.py``) and grades still in the row archive of before migration 0012
 (``db/archive.py``) are restored alike, each format of a group in its own transaction.
+
+A class on a shard (issue 16): its partition is made again on the shard, with its foreign
+table on the coordinator (``shard_partitions.ensure_partition``, its own short
+transactions, before the group's), and the rows go back through the foreign table in the
+group's transaction, verified the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError
 
 from ..core.constants import LOGGER_NAME, PARTITION_MARKER, Granularity
-from ..core.exceptions import ArchiveError
+from ..core.exceptions import ArchiveError, PartitioningError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_restored
 from ..db import archive as sql_archive
 from ..db import catalog, chunks, ddl, lms, months
 from ..db.connection import Cursor, cursor, lock_timeout_errors
-from . import regranulate
+from . import regranulate, shard_archive, shard_partitions
 from .archive import registry_changed
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -41,6 +46,7 @@ class RestoreItem:
     archive_table: str
     rows: int
     rows_format: bool = False  # in the row archive of before migration 0012, not in chunks
+    shard: str | None = None  # the class's shard: its partition is made there again
 
 
 @dataclass
@@ -61,6 +67,9 @@ class RestorePlan(Plan[RestoreItem, RestoreResult]):
         """
         clock = Stopwatch()
         result = RestoreResult()
+        shards = [item.shard for item in self.items if item.shard]
+        shard_archive.require_shards(shards, "restore its classes' grades")
+        shard_archive.finish_all(self.using, shards)  # an interrupted archive first (E039)
         for item, (table, rows) in each(self.items, self._restore_one, progress):
             result.restored.append(table)
             result.rows += rows
@@ -96,8 +105,21 @@ class RestorePlan(Plan[RestoreItem, RestoreResult]):
     def _restore_one(self, item: RestoreItem) -> tuple[str, int]:
         one = _GroupRestorer(item, self.using)
         timeout = app_settings.archive_lock_timeout
-        with lock_timeout_errors(f"class {item.class_id!r} term {item.term_id!r}", timeout):
-            run_steps(self.using, timeout, [one.lock, one.copy, one.verify, one.remove])
+        what = f"class {item.class_id!r} term {item.term_id!r}"
+        with lock_timeout_errors(what, timeout):
+            if item.shard:
+                try:
+                    one.table, _ = shard_partitions.ensure_partition(
+                        item.class_id, item.term_id, self.using
+                    )
+                    run_steps(self.using, timeout, [one.lock, one.copy, one.verify, one.remove])
+                except (PartitioningError, DatabaseError) as exc:
+                    raise ArchiveError(
+                        f"cannot restore {what} onto shard {item.shard!r}: "
+                        f"{str(exc).strip()}; its grades stay archived"
+                    ) from exc
+            else:
+                run_steps(self.using, timeout, [one.lock, one.copy, one.verify, one.remove])
         send_on_commit(
             term_restored,
             self.using,
@@ -122,12 +144,14 @@ class _GroupRestorer:
 
     def lock(self, cur: Cursor) -> None:
         item = self.item
-        self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id, self.using)
+        if not item.shard:
+            self.table, _ = ddl.ensure_partition_in(cur, item.class_id, item.term_id, self.using)
         marker = catalog.marker_of(cur, self.table)
         if marker != PARTITION_MARKER:
             raise ArchiveError(f"refusing to restore into {self.table}: its comment is {marker!r}")
-        # Blocks writers of this leaf (and a concurrent restore/archive of it), not readers.
-        ddl.lock_table(cur, self.table, "SHARE ROW EXCLUSIVE")
+        if not item.shard:  # a foreign table cannot be locked
+            # Blocks writers of this leaf (and a concurrent restore/archive of it), not readers.
+            ddl.lock_table(cur, self.table, "SHARE ROW EXCLUSIVE")
         self.cols = catalog.grade_columns(cur)
 
     def copy(self, cur: Cursor) -> None:
@@ -187,6 +211,7 @@ def plan(
         raise ArchiveError("name at least one term to restore")
     classes = list(dict.fromkeys(class_ids or []))
     items: list[RestoreItem] = []
+    shard_of = _shard_lookup(using)
     with cursor(using) as cur:
         for term_id in chosen:
             if term_id not in terms:
@@ -197,9 +222,24 @@ def plan(
             table = sql_archive.year_table(cur, year)
             if table is not None:
                 groups = chunks.archived_groups(cur, table, term_id, classes)
-                items += [RestoreItem(c, term_id, year, table, n) for c, n in groups]
+                items += [
+                    RestoreItem(c, term_id, year, table, n, shard=shard_of(c)) for c, n in groups
+                ]
             table = sql_archive.year_table(cur, year, rows_format=True)
             if table is not None:
                 groups = sql_archive.archived_groups(cur, table, term_id, classes)
-                items += [RestoreItem(c, term_id, year, table, n, True) for c, n in groups]
+                items += [
+                    RestoreItem(c, term_id, year, table, n, True, shard_of(c)) for c, n in groups
+                ]
     return RestorePlan(items, using=using, terms=chosen)
+
+
+def _shard_lookup(using: str) -> Callable[[str], str | None]:
+    """class -> its shard, or None for a local class (records no placement: dry runs)."""
+
+    def shard_of(class_id: str) -> str | None:
+        if not shard_partitions.is_sharded(class_id, using):
+            return None
+        return shard_partitions.shard_for(class_id, using)
+
+    return shard_of

@@ -46,6 +46,7 @@ from .shards import Blocker
 __all__ = [
     "FOREIGN_MISSING_REMOTE",
     "LOCAL_ON_SHARD",
+    "ORPHAN_REMOTE",
     "complete",
     "ensure_partition",
     "findings",
@@ -58,6 +59,7 @@ logger = logging.getLogger(LOGGER_NAME)
 
 FOREIGN_MISSING_REMOTE = "activity_grades.E037"
 LOCAL_ON_SHARD = "activity_grades.E038"
+ORPHAN_REMOTE = "activity_grades.E039"
 
 
 def shard_for(class_id: str, using: str = "default") -> str:
@@ -89,9 +91,12 @@ def ensure_partition(
     partitions were premade: E038) stays whole on the coordinator until ``move_class``:
     its missing term tables are made locally too, under that class table.
 
+    An archived term of a sharded class (``restore_grades``) is made again on its shard
+    under its old name, and its registry row goes back to 'live'.
+
     Raises:
-        PartitioningError: the (class, term) has a registry row that is not live (an
-            archived term of a sharded class: archiving them is not built yet).
+        PartitioningError: an archived (class, term) whose table still exists (on the
+            coordinator, or on the shard: an interrupted archive, E039).
     """
     shard = shard_for(class_id, using)
     if shard == LOCAL or _local_class_table(class_id, using):
@@ -102,12 +107,16 @@ def ensure_partition(
     with cursor(using) as cur:
         found = remote.registered(cur, class_id, term_id)
         table = found[0] if found else ddl.partition_name(cur, class_id, term_id)
-        if found and found[1] != "live":
+        # An archived term (restore_grades): made again under the same name, and its
+        # registry row goes back to 'live'.
+        status = found[1] if found else None
+        again = status is not None and status != "live"
+        if again and (term_id is None or remote.relkind(cur, table) is not None):
             raise PartitioningError(
-                f"partition {table} of class {class_id!r} term {term_id!r} is {found[1]}: "
-                "re-creating archived terms of a sharded class is not built yet"
+                f"partition {table} of class {class_id!r} term {term_id!r} is {status} "
+                "and its table still exists on the coordinator: cannot make it again"
             )
-        if found and remote.relkind(cur, table) == "r":
+        if found and not again and remote.relkind(cur, table) == "r":
             return table, False  # made on demand, locally: E038 reports it
         bounds = remote.bounds(cur, term_id)
         if term_id is not None and bounds.starts_at is None:
@@ -117,6 +126,12 @@ def ensure_partition(
     schema = _shard_schema(shard)
     with atomic(shard), cursor(shard) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+        if again and table in remote.remote_tables(cur, schema):
+            raise PartitioningError(
+                f"the archived partition {table} of class {class_id!r} term {term_id!r} "
+                f"still exists on shard {shard!r} (an archive interrupted before the shard's "
+                f"drop, {ORPHAN_REMOTE}): run manage.py check_partitions --fix first"
+            )
         if table not in remote.remote_tables(cur, schema):
             remote.run(
                 cur, remote.remote_ddl(schema, table, class_id, term_id, bounds, names, unique)
@@ -125,7 +140,8 @@ def ensure_partition(
     with atomic(using), cursor(using) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
         remote.lock_partition(cur, class_id, term_id)
-        if remote.registered(cur, class_id, term_id) is not None:
+        now = remote.registered(cur, class_id, term_id)
+        if now is not None and now[1] == "live":
             return table, False  # registered meanwhile, or only the remote table was missing
         remote.run(
             cur,
@@ -133,7 +149,11 @@ def ensure_partition(
                 cur, table, parent, server_name(shard), schema, class_id, term_id, bounds
             ),
         )
-        remote.register(cur, class_id, term_id, table, parent, bounds)
+        if now is None:
+            remote.register(cur, class_id, term_id, table, parent, bounds)
+        else:
+            assert term_id is not None
+            remote.relive(cur, class_id, term_id, table, parent, bounds)
         if term_id is not None:
             remote.adopt_waiting_rows(cur, parent, term_id, bounds)
         send_on_commit(partition_created, using, class_id=class_id, term_id=term_id, table=table)

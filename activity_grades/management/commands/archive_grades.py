@@ -33,7 +33,14 @@ class Command(BaseCommand):
             "--keep-detached",
             action="store_true",
             default=None,
-            help="keep each archived partition as a detached table (default: setting)",
+            help="keep each archived partition as a detached table (default: setting; "
+            "refused for a class on a shard)",
+        )
+        parser.add_argument(
+            "--no-keep-detached",
+            action="store_false",
+            dest="keep_detached",
+            help="drop each archived partition whatever ARCHIVE_KEEP_DETACHED says",
         )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
         parser.add_argument(
@@ -55,7 +62,16 @@ class Command(BaseCommand):
             )
         except ArchiveError as exc:
             raise CommandError(str(exc)) from exc
+        for orphan in plan.leftovers:
+            self.stdout.write(
+                f"{'Would drop' if options['dry_run'] else 'Dropping'} {orphan.leaf}, left by "
+                f"an interrupted archive of class {orphan.class_id!r} term {orphan.term_id!r} "
+                "(activity_grades.E039), once its rows match the archive's"
+            )
         if not plan.items:
+            if plan.leftovers and not options["dry_run"]:
+                result = plan.apply()
+                self.stdout.write(f"Finished {len(result.finished)} interrupted archives.")
             self.stdout.write("Nothing to do. (no live partition of those terms)")
             return
         verb = "detach" if plan.keep_detached else "drop"
@@ -63,11 +79,7 @@ class Command(BaseCommand):
             self,
             f"{'Would archive' if options['dry_run'] else 'Archiving'} {len(plan.items)} "
             f"partitions, {plan.rows} rows, {human_bytes(plan.bytes)} (then {verb} them):",
-            (
-                f"{item.table_name}  class {item.class_id!r} term {item.term_id!r} "
-                f"({item.academic_year}): {item.rows} rows, {human_bytes(item.bytes)}"
-                for item in plan.items
-            ),
+            (self._line(item) for item in plan.items),
             dry_run=options["dry_run"],
             question=f"Archive {plan.rows} grades and {verb} {len(plan.items)} partitions?",
             noinput=not options["interactive"],
@@ -88,6 +100,20 @@ class Command(BaseCommand):
                 f"freed {human_bytes(result.bytes_freed)}, in {result.seconds:.2f} s."
             )
         )
+
+    @staticmethod
+    def _line(item: archive.ArchiveItem) -> str:
+        line = (
+            f"{item.table_name}  class {item.class_id!r} term {item.term_id!r} "
+            f"({item.academic_year}): {item.rows} rows, {human_bytes(item.bytes)}"
+        )
+        if item.remote is not None:
+            line += (
+                f"; on shard {item.remote.shard}: read through the foreign table, then DROP "
+                f"FOREIGN TABLE here and DROP TABLE {item.remote.schema}.{item.remote.table} "
+                f"on shard {item.remote.shard}"
+            )
+        return line
 
     @staticmethod
     def _detail(item: archive.ArchiveItem, rows: int | None) -> str:

@@ -62,6 +62,12 @@ class Command(BaseCommand):
             (
                 f"class {item.class_id!r} term {item.term_id!r} from {item.archive_table}: "
                 f"{item.rows} rows"
+                + (
+                    f"; on shard {item.shard}: its partition made there again "
+                    "(create_partitions' steps), the rows written through its foreign table"
+                    if item.shard
+                    else ""
+                )
                 for item in plan.items
             ),
             dry_run=options["dry_run"],
