@@ -148,13 +148,13 @@ def test_the_report_shows_placement_and_per_shard_totals(sharded):  # noqa: F811
 @shard_test
 def test_a_shard_that_is_down_breaks_no_surface(sharded, client, caplog):  # noqa: F811
     with_grades()
+    stats.overview()  # every shard answers
     sharded[1].stop()  # shard2: class 456
     connections["shard2"].close()
     down = f"{stats.SHARD_UNREACHABLE} (shard2)"
-    # The model: shard2's partitions listed, marked; logged once per overview.
-    with caplog.at_level(logging.WARNING, logger="activity_grades"):
-        ov = stats.overview(exact=True)
-    assert len([r for r in caplog.records if "'shard2'" in r.getMessage()]) == 1
+    caplog.set_level(logging.WARNING, logger="activity_grades")
+    # The model: shard2's partitions listed, marked.
+    ov = stats.overview(exact=True)
     by_table = {p.table_name: p for p in ov.partitions}
     gone = by_table[leaf("456", "2023_fall")]
     assert (gone.shard, gone.shard_error, gone.rows, gone.total_bytes) == ("shard2", down, 0, 0)
@@ -205,6 +205,13 @@ def test_a_shard_that_is_down_breaks_no_surface(sharded, client, caplog):  # noq
     html = page.content.decode()
     assert down in html and leaf("123", "2023_fall") in html
     assert "shard unreachable (shard2)" in client.get(URL + "?class=456").content.decode()
+    # Logged once for the outage, not at every overview; and once when it answers again.
+    said = [r.getMessage() for r in caplog.records if "shard 'shard2'" in r.getMessage()]
+    assert len(said) == 1 and "did not answer" in said[0]
+    sharded[1].start()
+    assert stats.overview().shards == {"shard1": None, "shard2": None}
+    said = [r.getMessage() for r in caplog.records if "shard 'shard2'" in r.getMessage()]
+    assert len(said) == 2 and "answers again" in said[1]
 
 
 # -- the admin -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ catalog in one query (cheap at any scale); ``exact=True`` replaces the estimates
 A foreign partition (a class on a shard, docs/sharding.md) has no storage on the
 coordinator: its figures are read from its shard, one query per shard for all its tables
 (``db.shard_stats``), and each partition says where it is (``shard``: ``"local"`` or the
-shard's alias). A shard that does not answer is logged once per overview; its partitions
+shard's alias). A shard that does not answer is logged once per outage; its partitions
 stay in the list with zero figures and ``shard_error`` saying so, and the rest is as usual.
 """
 
@@ -42,6 +42,9 @@ __all__ = [
 logger = logging.getLogger(LOGGER_NAME)
 
 SHARD_UNREACHABLE = "shard unreachable"
+
+# Shards whose last statistics query failed (this process): their failure was logged.
+_DOWN: set[str] = set()
 
 
 @dataclass
@@ -284,16 +287,21 @@ def _from_shards(parts: list[PartitionStats], exact: bool, using: str) -> dict[s
             )
         except (Error, LookupError) as exc:
             answers[alias] = _why(exc)
-            logger.warning(
-                "partition statistics: shard %r did not answer (%s); its %d partition(s) "
-                "are shown without figures",
-                alias,
-                answers[alias],
-                len(tables),
-            )
+            if alias not in _DOWN:  # once per outage, not at every page view or scrape
+                _DOWN.add(alias)
+                logger.warning(
+                    "partition statistics: shard %r did not answer (%s); its %d partition(s) "
+                    "are shown without figures until it does",
+                    alias,
+                    answers[alias],
+                    len(tables),
+                )
             figures, counts = {}, {}
         else:
             answers[alias] = None
+            if alias in _DOWN:
+                _DOWN.discard(alias)
+                logger.warning("partition statistics: shard %r answers again", alias)
         for r, key in zip(tables, keys, strict=True):
             part = by_table.get(r.table)
             if part is None:
