@@ -57,4 +57,4 @@ def test_the_app_without_prometheus_client_and_celery():
         in out
     )
     assert "text: 501 The Prometheus format needs prometheus_client" in out
-    assert "json: 200 ['by_class', 'by_term', 'locks']" in out
+    assert "json: 200 ['by_class', 'by_shard', 'by_term']" in out

@@ -30,6 +30,7 @@ COLUMNS = (
     Column("term_id", "Term"),
     Column("table_name", "Table"),
     Column("status", "Status"),
+    Column("shard", "Placement"),  # 'local' or the shard's alias (docs/sharding.md)
     Column("rows", "Est. rows", True),
     Column("table_bytes", "Table", True),
     Column("index_bytes", "Indexes", True),
@@ -57,8 +58,9 @@ def _sort_value(detail: PartitionStats, key: str) -> tuple[bool, Any]:
 def filter_partitions(
     parts: list[PartitionStats], params: Mapping[str, Any]
 ) -> list[PartitionStats]:
-    """Apply ?class=, ?term=, ?status=, ?kind=class|term|month and ?q= (class id contains)."""
-    class_id, term_id = params.get("class"), params.get("term")
+    """Apply ?class=, ?term=, ?status=, ?kind=class|term|month, ?shard= (``local`` or a
+    shard's alias) and ?q= (class id contains)."""
+    class_id, term_id, shard = params.get("class"), params.get("term"), params.get("shard")
     status, kind, q = params.get("status"), params.get("kind"), (params.get("q") or "").strip()
     out = parts
     if class_id:
@@ -69,6 +71,8 @@ def filter_partitions(
         out = [p for p in out if p.status == status]
     if kind in ("class", "term", "month"):
         out = [p for p in out if p.kind == kind]
+    if shard:
+        out = [p for p in out if p.shard == shard]
     if q:
         needle = q.lower()
         out = [p for p in out if needle in p.class_id.lower()]

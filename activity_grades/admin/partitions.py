@@ -21,7 +21,9 @@ from django.utils.http import urlencode
 
 from .. import replicas
 from ..core.exceptions import ArchiveError
+from ..core.shards import LOCAL
 from ..db import lms, runs
+from ..db import placement as recorded_placement
 from ..models import Partition
 from ..operations import archive, create, repair
 from ..reporting import locks, stats
@@ -35,6 +37,23 @@ if TYPE_CHECKING:  # generic in django-stubs only, not at run time
     _ModelAdmin = admin.ModelAdmin[Partition]
 else:
     _ModelAdmin = admin.ModelAdmin
+
+
+def _class_placement(ov: stats.Overview, class_id: str | None) -> dict[str, Any] | None:
+    """Where a drilled-down class lives: its recorded placement (never decided here) and
+    where its partitions are, with the error of a shard that did not answer."""
+    if not class_id:
+        return None
+    record = recorded_placement.recorded("default", class_id) if ov.sharded else None
+    parts = [p for p in ov.partitions if p.class_id == class_id]
+    places = sorted({p.shard for p in parts})
+    shard = record.shard if record is not None else (places[0] if len(places) == 1 else LOCAL)
+    return {
+        "shard": shard,
+        "recorded": record,
+        "places": places,
+        "error": ov.shards.get(shard),
+    }
 
 
 @admin.register(Partition)
@@ -104,7 +123,7 @@ class PartitionAdmin(_ModelAdmin):
             "params": params,
             "query_without": {
                 k: "?" + urlencode({kk: vv for kk, vv in params.items() if kk != k})
-                for k in ("class", "term", "status", "kind", "q")
+                for k in ("class", "term", "status", "kind", "shard", "q")
             },
             "page_urls": {
                 n: "?" + urlencode({**params, "p": str(n)}) for n in page.paginator.page_range
@@ -114,6 +133,9 @@ class PartitionAdmin(_ModelAdmin):
             "class_ids": list(dict.fromkeys(p.class_id for p in ov.partitions))[:500],
             "term_ids": [t.term_id or "-" for t in ov.by_term()],
             "statuses": STATUSES,
+            "sharded": ov.sharded,
+            "shard_totals": ov.by_shard() if ov.sharded else [],
+            "class_placement": _class_placement(ov, params.get("class")),
             "terms_chart": term_chart(chart_source.by_term()),
             "chart_class": params.get("class"),
             "query_stats": stats.slow_statements(),

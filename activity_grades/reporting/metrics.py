@@ -89,6 +89,7 @@ def collect(using: str = "default") -> dict[str, Any]:
         "partitions": [p.as_dict() for p in ov.partitions],
         "partitions_by_status": ov.by_status(),
         "by_class": [asdict(c) for c in ov.by_class()],
+        "by_shard": [asdict(t) for t in ov.by_shard()] if ov.sharded else [],
         "by_term": [{k: v for k, v in asdict(t).items() if k != "share"} for t in ov.by_term()],
         "total_rows": ov.total_rows,
         "total_bytes": ov.total_bytes,

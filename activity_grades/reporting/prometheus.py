@@ -28,6 +28,7 @@ from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
 from ..core.constants import LOGGER_NAME
 from ..core.settings import app_settings
+from ..core.shards import LOCAL
 from . import metrics, stats
 
 __all__ = [
@@ -208,6 +209,37 @@ def _term_families(ov: stats.Overview) -> Iterator[Metric]:
         yield family
 
 
+def _shard_families(ov: stats.Overview) -> Iterator[Metric]:
+    """Per place (``local`` and each shard: bounded by SHARDS), with sharding only:
+    whether a shard answered, and its totals (NaN while it does not answer)."""
+    if not ov.sharded:
+        return
+    totals = ov.by_shard()
+    shard_up = GaugeMetricFamily(
+        "activity_grades_shard_up",
+        "1 when the shard answered the statistics query, 0 when not.",
+        labels=["shard"],
+    )
+    for t in totals:
+        if t.shard != LOCAL:
+            shard_up.add_metric([t.shard], int(t.up))
+    yield shard_up
+    for name, help_text, attr in (
+        ("activity_grades_shard_bytes", "Bytes of the partitions in one place", "total_bytes"),
+        ("activity_grades_shard_rows", "Estimated rows of the partitions in one place", "rows"),
+        ("activity_grades_shard_partitions", "Partitions in one place", "partitions"),
+    ):
+        family = GaugeMetricFamily(
+            name,
+            f'{help_text} (shard "local": the coordinator; NaN: the shard did not answer).',
+            labels=["shard"],
+        )
+        for t in totals:
+            value = getattr(t, attr)
+            family.add_metric([t.shard], value if t.up or attr == "partitions" else math.nan)
+        yield family
+
+
 def families(
     data: dict[str, Any], top_partitions: int, top_classes: int | None
 ) -> Iterator[Metric]:
@@ -234,6 +266,7 @@ def families(
     yield by_status
     yield from _class_families(ov, top_classes)
     yield from _term_families(ov)
+    yield from _shard_families(ov)
     for name, help_text, value in SCALARS:
         yield GaugeMetricFamily(name, help_text, value=_value(value(data)))
     yield from _replica_families(data["_replicas"])

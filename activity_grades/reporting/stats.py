@@ -3,18 +3,27 @@
 ``overview()`` reads every registered partition's sizes, estimates and activity from the
 catalog in one query (cheap at any scale); ``exact=True`` replaces the estimates with
 ``count(*)`` of each live partition.
+
+A foreign partition (a class on a shard, docs/sharding.md) has no storage on the
+coordinator: its figures are read from its shard, one query per shard for all its tables
+(``db.shard_stats``), and each partition says where it is (``shard``: ``"local"`` or the
+shard's alias). A shard that does not answer is logged once per outage; its partitions
+stay in the list with zero figures and ``shard_error`` saying so, and the rest is as usual.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, Error, transaction
 
-from ..core.constants import Status
-from ..db import catalog, lms
+from ..core.constants import LOGGER_NAME, Status
+from ..core.settings import app_settings
+from ..core.shards import LOCAL
+from ..db import catalog, lms, shard_stats
 from ..db.connection import cursor
 
 __all__ = [
@@ -22,11 +31,20 @@ __all__ = [
     "Overview",
     "PartitionStats",
     "QueryStats",
+    "SHARD_UNREACHABLE",
+    "ShardTotal",
     "StatementStats",
     "TermTotal",
     "overview",
     "slow_statements",
 ]
+
+logger = logging.getLogger(LOGGER_NAME)
+
+SHARD_UNREACHABLE = "shard unreachable"
+
+# Shards whose last statistics query failed (this process): their failure was logged.
+_DOWN: set[str] = set()
 
 
 @dataclass
@@ -66,6 +84,8 @@ class PartitionStats:
     share: float = 0.0  # of the total bytes of every partition, 0..1
     exact: bool = False  # rows counted with count(*)
     class_rank: int = 0  # position of the class among all, class ids in their own type
+    shard: str = LOCAL  # where the table is: 'local', or the alias of the shard it is on
+    shard_error: str | None = None  # why its figures are missing (its shard did not answer)
 
     @property
     def kind(self) -> str:
@@ -100,11 +120,26 @@ class ClassTotal:
 
 
 @dataclass
+class ShardTotal:
+    """Totals of the partitions in one place: ``local`` (the coordinator) or a shard."""
+
+    shard: str
+    partitions: int
+    rows: int
+    total_bytes: int
+    up: bool = True  # the shard answered (always True for local)
+    error: str | None = None  # why not
+
+
+@dataclass
 class Overview:
     """Every partition plus the totals the report, the admin page and the metrics show."""
 
     partitions: list[PartitionStats]
     rows_in_parent: int
+    # Each shard asked (SHARDS, and any other a foreign partition points at) -> None when
+    # it answered, else why not.
+    shards: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:
@@ -144,6 +179,23 @@ class Overview:
             c.rows += p.rows
             c.total_bytes += p.total_bytes
         return list(totals.values())
+
+    def by_shard(self) -> list[ShardTotal]:
+        """Totals per place: ``local`` first, then every shard asked (0 partitions too)."""
+        totals = {LOCAL: ShardTotal(LOCAL, 0, 0, 0)}
+        for alias, error in self.shards.items():
+            totals[alias] = ShardTotal(alias, 0, 0, 0, error is None, error)
+        for p in self.partitions:
+            t = totals.setdefault(p.shard, ShardTotal(p.shard, 0, 0, 0))
+            t.partitions += 1
+            t.rows += p.rows
+            t.total_bytes += p.total_bytes
+        return list(totals.values())
+
+    @property
+    def sharded(self) -> bool:
+        """Whether any shard is configured or holds a partition."""
+        return bool(self.shards) or any(p.shard != LOCAL for p in self.partitions)
 
     def by_term(self) -> list[TermTotal]:
         totals: dict[str | None, TermTotal] = {}
@@ -188,16 +240,96 @@ def overview(exact: bool = False, using: str = "default") -> Overview:
     ranks = {c: i for i, c in enumerate(dict.fromkeys(p.class_id for p in parts))}
     for p in parts:
         p.class_rank = ranks[p.class_id]
+    shards = _from_shards(parts, exact, using)
     with cursor(using) as cur:
         if exact:
             for part in parts:
-                if part.status == Status.LIVE and part.present:
+                if part.status == Status.LIVE and part.present and part.shard == LOCAL:
                     part.rows, part.exact = catalog.exact_count(cur, part.table_name), True
         in_parent = catalog.rows_in_parent(cur)
     total = sum(p.total_bytes for p in parts)
     for p in parts:
         p.share = p.total_bytes / total if total else 0.0
-    return Overview(parts, in_parent)
+    return Overview(parts, in_parent, shards)
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _from_shards(parts: list[PartitionStats], exact: bool, using: str) -> dict[str, str | None]:
+    """Fill the foreign partitions' figures from their shards; each shard asked -> error.
+
+    One query per shard for all its tables (two with ``exact``), every configured shard
+    asked (so one with no partition yet still says whether it answers).
+    """
+    remote = shard_stats.foreign_tables(using)
+    if not remote and not app_settings.shards:
+        return {}
+    by_table = {p.table_name: p for p in parts}
+    wanted: dict[str, list[shard_stats.RemoteTable]] = {a: [] for a in app_settings.shards}
+    for r in remote:
+        wanted.setdefault(r.alias or r.server, []).append(r)
+    answers: dict[str, str | None] = {}
+    for alias, tables in wanted.items():
+        keys = [(r.schema_name, r.table_name) for r in tables]
+        try:
+            if not shard_stats.has_alias(alias):
+                raise LookupError(f"no alias {alias!r} in DATABASES")
+            figures = shard_stats.remote_stats(alias, keys)
+            counts = (
+                shard_stats.remote_counts(
+                    alias, [k for k in keys if figures.get(k, {}).get("present")]
+                )
+                if exact
+                else {}
+            )
+        except (Error, LookupError) as exc:
+            answers[alias] = _why(exc)
+            if alias not in _DOWN:  # once per outage, not at every page view or scrape
+                _DOWN.add(alias)
+                logger.warning(
+                    "partition statistics: shard %r did not answer (%s); its %d partition(s) "
+                    "are shown without figures until it does",
+                    alias,
+                    answers[alias],
+                    len(tables),
+                )
+            figures, counts = {}, {}
+        else:
+            answers[alias] = None
+            if alias in _DOWN:
+                _DOWN.discard(alias)
+                logger.warning("partition statistics: shard %r answers again", alias)
+        for r, key in zip(tables, keys, strict=True):
+            part = by_table.get(r.table)
+            if part is None:
+                continue
+            part.shard = alias
+            if answers[alias] is not None:
+                part.shard_error = f"{SHARD_UNREACHABLE} ({alias})"
+                _clear(part)
+                continue
+            for name, value in figures.get(key, {}).items():
+                setattr(part, name, value)
+            if key in counts and part.status == Status.LIVE:
+                part.rows, part.exact = counts[key], True
+    return answers
+
+
+def _clear(part: PartitionStats) -> None:
+    """No figure of a partition whose shard did not answer (the coordinator's are 0s)."""
+    for name in shard_stats.STAT_COLUMNS:
+        if name in ("present",):
+            continue
+        value = getattr(part, name)
+        if isinstance(value, bool):
+            setattr(part, name, False)
+        elif isinstance(value, int):
+            setattr(part, name, 0)
+        else:
+            setattr(part, name, None)
 
 
 @dataclass

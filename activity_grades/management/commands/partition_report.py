@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,17 @@ from activity_grades.reporting.archive import ArchiveYear, archive_years
 
 from ._confirm import human_bytes
 
-CSV_FIELDS = ("class_id", "term_id", "table_name", "status", "rows", "total_bytes", "exact")
+CSV_FIELDS = (
+    "class_id",
+    "term_id",
+    "table_name",
+    "status",
+    "rows",
+    "total_bytes",
+    "exact",
+    "shard",
+    "shard_error",
+)
 
 
 class Command(BaseCommand):
@@ -66,6 +77,7 @@ class Command(BaseCommand):
             "total_rows": rep.total_rows,
             "total_bytes": rep.total_bytes,
             "rows_in_parent": rep.rows_in_parent,
+            "shards": [asdict(t) for t in rep.by_shard()],
             "archive_years": [y.as_dict() for y in archive_years(options["database"])],
         }
         self.stdout.write(json.dumps(payload, indent=2))
@@ -78,14 +90,16 @@ class Command(BaseCommand):
             writer.writerow(["" if v is None else v for v in values])
 
     def _table(self, rep: stats.Overview, options: dict[str, Any]) -> None:
-        headers = ("class", "term", "table", "rows", "total size")
+        headers: tuple[str, ...] = ("class", "term", "table", "rows", "total size")
         lines: list[tuple[str, ...]] = [
-            (p.class_id, _term(p), p.table_name, f"{p.rows:,}", human_bytes(p.total_bytes))
-            for p in rep.partitions
+            (p.class_id, _term(p), p.table_name, *_figures(p)) for p in rep.partitions
         ]
         # Ids can be 200 characters and are cut; table names (at most 63) never are,
         # since they are what a user copies into psql.
-        caps = (40, 40, 63, 40, 40)
+        caps: tuple[int, ...] = (40, 40, 63, 40, 40)
+        if rep.sharded:  # where each partition is: 'local' or its shard's alias
+            headers, caps = (*headers, "shard"), (*caps, 63)
+            lines = [(*r, p.shard) for r, p in zip(lines, rep.partitions, strict=True)]
         lines = [
             tuple(v if len(v) <= c else v[: c - 3] + "..." for v, c in zip(r, caps, strict=True))
             for r in lines
@@ -101,7 +115,29 @@ class Command(BaseCommand):
             f"{len(rep.partitions)} partitions{months}, {rep.total_rows:,} rows ({kind}), "
             f"{human_bytes(rep.total_bytes)}; rows in the parent itself: {rep.rows_in_parent}"
         )
+        if rep.sharded:
+            self._shards(rep.by_shard())
         self._archive(archive_years(options["database"]))
+
+    def _shards(self, totals: list[stats.ShardTotal]) -> None:
+        """Totals per place: the coordinator ('local') and each shard, down ones said."""
+        self.stdout.write("")
+        headers = ("shard", "partitions", "rows", "total size", "state")
+        lines = [
+            (
+                t.shard,
+                f"{t.partitions:,}",
+                f"{t.rows:,}" if t.up else "-",
+                human_bytes(t.total_bytes) if t.up else "-",
+                "up" if t.up else f"{stats.SHARD_UNREACHABLE}: {t.error}",
+            )
+            for t in totals
+        ]
+        widths = [max([len(h)] + [len(r[i]) for r in lines]) for i, h in enumerate(headers)]
+        fmt = "  ".join(f"{{:{'<' if i in (0, 4) else '>'}{w}}}" for i, w in enumerate(widths))
+        self.stdout.write(fmt.format(*headers).rstrip())
+        for row in lines:
+            self.stdout.write(fmt.format(*row).rstrip())
 
     def _archive(self, years: list[ArchiveYear]) -> None:
         """Archive sizes and compression ratio per academic year (docs/archiving.md)."""
@@ -131,6 +167,13 @@ class Command(BaseCommand):
             "ratio: bytes the grades took before archiving per byte of the compressed archive; "
             "row format: grades not yet converted (manage.py compress_archive)"
         )
+
+
+def _figures(p: stats.PartitionStats) -> tuple[str, str]:
+    """Rows and total size, or what a shard that did not answer leaves of them."""
+    if p.shard_error:
+        return "-", p.shard_error
+    return f"{p.rows:,}", human_bytes(p.total_bytes)
 
 
 def _term(p: stats.PartitionStats) -> str:

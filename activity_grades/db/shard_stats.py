@@ -1,0 +1,179 @@
+"""Sizes and estimates of foreign partitions, read from their shards (issue 16).
+
+On the coordinator a foreign partition has no storage: ``pg_total_relation_size`` of a
+foreign table is 0 and its row estimate means nothing. The figures live on the shard,
+in the remote table the foreign table points at. ``foreign_tables`` lists, in one
+coordinator query, every registered partition that is a foreign table with its server and
+remote name; ``remote_stats`` reads every wanted table of one shard in one query on the
+shard's Django alias (the same columns the coordinator's ``catalog.partition_stats``
+gives a local partition); ``remote_counts`` is ``--exact``'s one ``count(*)`` query per
+shard (a ``UNION ALL`` over its tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import Error, connections
+from psycopg import sql
+
+from ..core.shards import SERVER_PREFIX
+from .catalog import ROW_ESTIMATE
+from .connection import execute, fetch_rows
+
+__all__ = [
+    "RemoteTable",
+    "STAT_COLUMNS",
+    "foreign_tables",
+    "has_alias",
+    "remote_counts",
+    "remote_stats",
+]
+
+
+@dataclass(frozen=True)
+class RemoteTable:
+    """A registered partition that is a foreign table on the coordinator."""
+
+    table: str  # its name on the coordinator (the registry's)
+    server: str  # the foreign server
+    alias: str | None  # the shard's alias: the server without its prefix (None: not ours)
+    schema_name: str  # remote schema ('' when the foreign table names none)
+    table_name: str  # remote table
+
+
+# Registered partitions (month tables included: none are foreign today) that are foreign
+# tables, whatever their status.
+_FOREIGN = """
+WITH reg AS (
+    SELECT table_name FROM activity_grades_partition
+    UNION ALL
+    SELECT table_name FROM activity_grades_month
+)
+SELECT c.relname, s.srvname,
+       coalesce((SELECT substr(o, 13) FROM unnest(f.ftoptions) o
+                  WHERE o LIKE 'schema_name=%%'), ''),
+       coalesce((SELECT substr(o, 12) FROM unnest(f.ftoptions) o
+                  WHERE o LIKE 'table_name=%%'), c.relname)
+  FROM reg r
+  JOIN pg_class c ON c.oid = to_regclass(quote_ident(r.table_name))
+  JOIN pg_foreign_table f ON f.ftrelid = c.oid
+  JOIN pg_foreign_server s ON s.oid = f.ftserver
+"""
+
+
+def foreign_tables(using: str = "default") -> list[RemoteTable]:
+    """Every registered partition that is a foreign table, one coordinator query."""
+    out = []
+    for table, server, schema, remote in fetch_rows(using, _FOREIGN):
+        alias = server[len(SERVER_PREFIX) :] if server.startswith(SERVER_PREFIX) else None
+        out.append(RemoteTable(table, server, alias, schema, remote))
+    return out
+
+
+# One row per wanted (schema, table) of a shard: the columns of catalog.partition_stats
+# that come from the table itself. An empty schema is the shard connection's own.
+_REMOTE_SQL = sql.SQL("""
+WITH wanted AS (
+    SELECT w.schema_name, w.table_name,
+           to_regclass(format('%%I.%%I', coalesce(nullif(w.schema_name, ''), current_schema()),
+                              w.table_name)) AS oid
+      FROM unnest(%s::text[], %s::text[]) AS w(schema_name, table_name)
+)
+SELECT r.schema_name, r.table_name,
+       c.oid IS NOT NULL AS present,
+       {rows} AS rows,
+       z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
+       z.heap + z.idx AS total_bytes,
+       coalesce(s.n_dead_tup, 0) AS dead_rows, coalesce(s.seq_scan, 0) AS seq_scan,
+       coalesce(s.seq_tup_read, 0) AS seq_tup_read,
+       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
+       coalesce(s.n_tup_ins, 0) AS inserted, coalesce(s.n_tup_upd, 0) AS updated,
+       coalesce(s.n_tup_del, 0) AS deleted,
+       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
+       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
+       coalesce(s.last_autovacuum > s.last_vacuum OR s.last_vacuum IS NULL, false)
+           AND s.last_autovacuum IS NOT NULL AS last_vacuum_auto,
+       coalesce(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false)
+           AND s.last_autoanalyze IS NOT NULL AS last_analyze_auto
+  FROM wanted r
+  LEFT JOIN pg_class c ON c.oid = r.oid
+  LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
+  CROSS JOIN LATERAL (
+      SELECT coalesce(pg_table_size(c.oid), 0) AS heap,
+             coalesce(pg_indexes_size(c.oid), 0) AS idx,
+             CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
+                  ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
+  ) z
+""").format(rows=ROW_ESTIMATE)
+
+STAT_COLUMNS = (
+    "present",
+    "rows",
+    "table_bytes",
+    "index_bytes",
+    "toast_bytes",
+    "total_bytes",
+    "dead_rows",
+    "seq_scan",
+    "seq_tup_read",
+    "idx_scan",
+    "idx_tup_fetch",
+    "inserted",
+    "updated",
+    "deleted",
+    "last_vacuum",
+    "last_analyze",
+    "last_vacuum_auto",
+    "last_analyze_auto",
+)
+"""The figures ``remote_stats`` reads for each table (fields of ``PartitionStats``)."""
+
+
+def has_alias(alias: str) -> bool:
+    """Whether ``alias`` is in DATABASES (a shard's server may outlive its alias: E036)."""
+    return alias in connections
+
+
+def remote_stats(
+    alias: str, tables: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(schema, table) -> the ``STAT_COLUMNS`` of each wanted table on the shard ``alias``.
+
+    One query on the shard for all of them (an empty list still connects: it tells
+    whether the shard answers). Raises the driver's error when the shard does not answer.
+    """
+    schemas = [s for s, _ in tables]
+    names = [t for _, t in tables]
+    try:
+        with connections[alias].cursor() as cur:
+            execute(cur, _REMOTE_SQL, [schemas, names])
+            rows = cur.fetchall()
+    except Error:
+        connections[alias].close()  # the next use reconnects instead of reusing a dead one
+        raise
+    return {(r[0], r[1]): dict(zip(STAT_COLUMNS, r[2:], strict=True)) for r in rows}
+
+
+def remote_counts(alias: str, tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(schema, table) -> ``count(*)`` of each table on the shard, one query for all
+    (``ONLY``: a shard's tables are flat, this only keeps the count to the table itself)."""
+    if not tables:
+        return {}
+    try:
+        with connections[alias].cursor() as cur:
+            execute(cur, "SELECT current_schema()")
+            own = str(cur.fetchone()[0])
+            parts = [
+                sql.SQL("SELECT {}::int AS i, count(*) FROM ONLY {}").format(
+                    sql.Literal(i), sql.Identifier(schema or own, table)
+                )
+                for i, (schema, table) in enumerate(tables)
+            ]
+            execute(cur, sql.SQL(" UNION ALL ").join(parts))
+            found = {int(i): int(n) for i, n in cur.fetchall()}
+    except Error:
+        connections[alias].close()
+        raise
+    return {key: found[i] for i, key in enumerate(tables)}
