@@ -433,9 +433,7 @@ class ActivityGradeService:
         if table is None:
             return []
         using, table, where = self._on_shard(table, None, False)
-        if where:  # a sharded class's whole class: its tables on the shard
-            return [ActivityStats(*row) for row in leaves.activity_stats(using, PARENT, where)]
-        return [ActivityStats(*row) for row in leaves.activity_stats(using, table)]
+        return [ActivityStats(*row) for row in leaves.activity_stats(using, table, where)]
 
     @_reporting
     def get(self, grade_id: Id) -> ActivityGrade | None:

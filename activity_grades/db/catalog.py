@@ -270,6 +270,37 @@ def analyze(cur: Cursor, table: str) -> None:
     execute(cur, sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
+# The figures of one table ``c`` (pg_class, NULL when missing) with its statistics ``s``:
+# the select list and joins shared by partition_stats and db.shard_stats (a shard's tables).
+TABLE_FIGURES = sql.SQL("""c.oid IS NOT NULL AS present,
+       {rows} AS rows,
+       z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
+       z.heap + z.idx AS total_bytes,
+       coalesce(s.n_dead_tup, 0) AS dead_rows, coalesce(s.seq_scan, 0) AS seq_scan,
+       coalesce(s.seq_tup_read, 0) AS seq_tup_read,
+       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
+       coalesce(s.n_tup_ins, 0) AS inserted, coalesce(s.n_tup_upd, 0) AS updated,
+       coalesce(s.n_tup_del, 0) AS deleted,
+       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
+       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
+       coalesce(s.last_autovacuum > s.last_vacuum OR s.last_vacuum IS NULL, false)
+           AND s.last_autovacuum IS NOT NULL AS last_vacuum_auto,
+       coalesce(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false)
+           AND s.last_autoanalyze IS NOT NULL AS last_analyze_auto
+""").format(rows=ROW_ESTIMATE)
+TABLE_FIGURES_JOINS = sql.SQL("""  LEFT JOIN pg_class c ON c.oid = r.oid
+  LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
+  -- Three size calls per table (each stats the table's files): heap incl. TOAST,
+  -- indexes, TOAST; the total is heap + indexes, as pg_total_relation_size computes it.
+  CROSS JOIN LATERAL (
+      SELECT coalesce(pg_table_size(c.oid), 0) AS heap,
+             coalesce(pg_indexes_size(c.oid), 0) AS idx,
+             CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
+                  ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
+  ) z
+""")
+
+
 # One row per registered partition: sizes, estimates and activity from the catalog and
 # the statistics views, joined to the registry. Never a query per partition or count(*).
 _STATS_SQL = sql.SQL("""
@@ -288,34 +319,10 @@ WITH reg AS (
 )
 SELECT r.id, r.class_id, r.term_id, r.table_name, r.parent_table, r.status,
        r.starts_at, r.ends_at, r.academic_year, r.granularity, r.month, r.term_starts_at,
-       c.oid IS NOT NULL AS present,
-       {rows} AS rows,
-       z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
-       z.heap + z.idx AS total_bytes,
-       coalesce(s.n_dead_tup, 0) AS dead_rows, coalesce(s.seq_scan, 0) AS seq_scan,
-       coalesce(s.seq_tup_read, 0) AS seq_tup_read,
-       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
-       coalesce(s.n_tup_ins, 0) AS inserted, coalesce(s.n_tup_upd, 0) AS updated,
-       coalesce(s.n_tup_del, 0) AS deleted,
-       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
-       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
-       coalesce(s.last_autovacuum > s.last_vacuum OR s.last_vacuum IS NULL, false)
-           AND s.last_autovacuum IS NOT NULL AS last_vacuum_auto,
-       coalesce(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false)
-           AND s.last_autoanalyze IS NOT NULL AS last_analyze_auto
+       {figures}
   FROM reg r
-  LEFT JOIN pg_class c ON c.oid = r.oid
-  LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
-  -- Three size calls per table (each stats the table's files): heap incl. TOAST,
-  -- indexes, TOAST; the total is heap + indexes, as pg_total_relation_size computes it.
-  CROSS JOIN LATERAL (
-      SELECT coalesce(pg_table_size(c.oid), 0) AS heap,
-             coalesce(pg_indexes_size(c.oid), 0) AS idx,
-             CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
-                  ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
-  ) z
- ORDER BY r.class_id, r.term_starts_at NULLS FIRST, r.term_id, r.month, r.starts_at
-""").format(rows=ROW_ESTIMATE)
+{joins} ORDER BY r.class_id, r.term_starts_at NULLS FIRST, r.term_id, r.month, r.starts_at
+""").format(figures=TABLE_FIGURES, joins=TABLE_FIGURES_JOINS)
 
 
 def partition_stats(using: str = "default") -> list[dict[str, Any]]:

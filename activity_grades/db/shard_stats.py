@@ -18,8 +18,8 @@ from typing import Any
 from django.db import Error, connections
 from psycopg import sql
 
-from ..core.shards import SERVER_PREFIX
-from .catalog import ROW_ESTIMATE
+from ..core.shards import alias_of_server
+from .catalog import TABLE_FIGURES, TABLE_FIGURES_JOINS
 from .connection import execute, fetch_rows
 
 __all__ = [
@@ -67,7 +67,7 @@ def foreign_tables(using: str = "default") -> list[RemoteTable]:
     """Every registered partition that is a foreign table, one coordinator query."""
     out = []
     for table, server, schema, remote in fetch_rows(using, _FOREIGN):
-        alias = server[len(SERVER_PREFIX) :] if server.startswith(SERVER_PREFIX) else None
+        alias = alias_of_server(server)
         out.append(RemoteTable(table, server, alias, schema, remote))
     return out
 
@@ -82,31 +82,9 @@ WITH wanted AS (
       FROM unnest(%s::text[], %s::text[]) AS w(schema_name, table_name)
 )
 SELECT r.schema_name, r.table_name,
-       c.oid IS NOT NULL AS present,
-       {rows} AS rows,
-       z.heap - z.toast AS table_bytes, z.idx AS index_bytes, z.toast AS toast_bytes,
-       z.heap + z.idx AS total_bytes,
-       coalesce(s.n_dead_tup, 0) AS dead_rows, coalesce(s.seq_scan, 0) AS seq_scan,
-       coalesce(s.seq_tup_read, 0) AS seq_tup_read,
-       coalesce(s.idx_scan, 0) AS idx_scan, coalesce(s.idx_tup_fetch, 0) AS idx_tup_fetch,
-       coalesce(s.n_tup_ins, 0) AS inserted, coalesce(s.n_tup_upd, 0) AS updated,
-       coalesce(s.n_tup_del, 0) AS deleted,
-       greatest(s.last_vacuum, s.last_autovacuum) AS last_vacuum,
-       greatest(s.last_analyze, s.last_autoanalyze) AS last_analyze,
-       coalesce(s.last_autovacuum > s.last_vacuum OR s.last_vacuum IS NULL, false)
-           AND s.last_autovacuum IS NOT NULL AS last_vacuum_auto,
-       coalesce(s.last_autoanalyze > s.last_analyze OR s.last_analyze IS NULL, false)
-           AND s.last_autoanalyze IS NOT NULL AS last_analyze_auto
+       {figures}
   FROM wanted r
-  LEFT JOIN pg_class c ON c.oid = r.oid
-  LEFT JOIN pg_stat_user_tables s ON s.relid = r.oid
-  CROSS JOIN LATERAL (
-      SELECT coalesce(pg_table_size(c.oid), 0) AS heap,
-             coalesce(pg_indexes_size(c.oid), 0) AS idx,
-             CASE WHEN c.reltoastrelid = 0 OR c.oid IS NULL THEN 0
-                  ELSE coalesce(pg_total_relation_size(c.reltoastrelid), 0) END AS toast
-  ) z
-""").format(rows=ROW_ESTIMATE)
+{joins}""").format(figures=TABLE_FIGURES, joins=TABLE_FIGURES_JOINS)
 
 STAT_COLUMNS = (
     "present",
