@@ -6,7 +6,7 @@ say, so adding a shard (or changing ``SHARD_NEW_CLASSES``) never moves a placed 
 The first decision, in order:
 
 1. a class that already has partitions (registry rows of any status) stays ``'local'``:
-   its grades are on the coordinator, and only ``move_class`` (not built yet) moves them;
+   its grades are on the coordinator, and only ``move_class`` moves them;
 2. ``SHARD_PLACEMENT[class_id]``, when set;
 3. ``SHARD_NEW_CLASSES = 'hash'``: the shard of ``SHARDS`` the class hashes to
    (``core.shards.hashed_shard``); the default ``'local'`` keeps it on the coordinator.
@@ -104,8 +104,7 @@ def place(class_id: object, shard: str, using: str = "default") -> Placement:
                 return recorded_placement.record(cur, cid, LOCAL, "existing", replace=False)
             raise PlacementError(
                 f"class {cid!r} already has partitions (on {where!r}): placing it elsewhere "
-                f"means moving its grades, which is manage.py move_class {cid} --to {shard} "
-                "(issue 16's next step, not built yet)"
+                f"means moving its grades: manage.py move_class {cid} --to {shard}"
             )
         return recorded_placement.record(cur, cid, shard, "place")
 

@@ -7,7 +7,8 @@ migrated databases hold.
   creates, in a scratch schema, exactly what the migrated test database holds:
   ``prosrc``, arguments, result, language, volatility, strictness.
 - The catalog the migrations produce equals the snapshot of the newest migration
-  (``tests/fixtures/catalog_0017.json``); migrated back to 0016 it equals
+  (``tests/fixtures/catalog_0018.json``); migrated back to 0017 it equals
+  ``catalog_0017.json``, back to 0016 it equals
   ``catalog_0016.json``, back to 0015 it equals
   ``catalog_0015.json``, back to 0014 it equals
   ``catalog_0014.json``, back to 0013 it equals
@@ -41,7 +42,9 @@ existed, ``catalog_0013.json`` (readable timestamps on UPDATE, 0013) once 0013 e
 ``catalog_0014.json`` (the shards' placement table, 0014) once 0014 existed,
 ``catalog_0015.json`` (monthly partitions, 0015) once 0015 existed,
 ``catalog_0016.json`` (the row-level key-index functions of foreign partitions, 0016)
-once 0016 existed, ``catalog_0017.json`` (ensure_partition v4, 0017) once 0017 existed.
+once 0016 existed, ``catalog_0017.json`` (ensure_partition v4, 0017) once 0017 existed,
+``catalog_0018.json`` (move_class's record, log and capture function, 0018) once 0018
+existed.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ SEARCH_PATH_FUNCTIONS = {
         *("ensure_partition", "archive_year", "ensure_month"),
         "readable",  # 0013
         *("key_insert_row", "key_delete_row"),  # 0016: key index of foreign partitions
+        "move_capture",  # 0018: move_class's capture trigger
     )
 }
 CATALOG_0007 = FIXTURES / "catalog_0007.json"
@@ -86,7 +90,8 @@ CATALOG_0013 = FIXTURES / "catalog_0013.json"
 CATALOG_0014 = FIXTURES / "catalog_0014.json"
 CATALOG_0015 = FIXTURES / "catalog_0015.json"
 CATALOG_0016 = FIXTURES / "catalog_0016.json"
-CATALOG_LATEST = FIXTURES / "catalog_0017.json"  # migrated to the newest migration
+CATALOG_0017 = FIXTURES / "catalog_0017.json"
+CATALOG_LATEST = FIXTURES / "catalog_0018.json"  # migrated to the newest migration
 CATALOG_0006 = FIXTURES / "catalog_0006.json"  # migrated back to 0006
 CATALOG_0005 = FIXTURES / "catalog_0005.json"  # migrated back to 0005
 CATALOG_0002 = FIXTURES / "catalog_0002.json"  # migrated back to 0002
@@ -465,6 +470,9 @@ def test_existing_databases_migrate_forward_with_no_change_to_any_installed_obje
 @pytest.mark.parametrize(
     ("target", "snapshot"),
     [
+        # 0018's reverse drops move_class's record, log and capture function and the
+        # placement's 'move'.
+        ("0017", CATALOG_0017),
         # 0017's reverse loads ensure_partition v3 and 0009's search_path again.
         ("0016", CATALOG_0016),
         # 0016's reverse drops the row-level key-index functions of foreign partitions.
@@ -522,6 +530,7 @@ def test_back_to_0002_and_forward_again_installs_the_same_objects():
                 "activity_grades_ensure_month",
                 "activity_grades_key_insert_row",
                 "activity_grades_key_delete_row",
+                "activity_grades_move_capture",
             }
             at_0002 = {
                 name for name in function_versions() if name not in GENERATED_FUNCTIONS | later

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidId",
     "LockTimeout",
     "NoUniqueKey",
+    "MoveError",
     "PlacementError",
     "PartitioningError",
     "ReadOnlyError",
@@ -132,3 +133,7 @@ class ShardError(ActivityGradesError):
 
 class PlacementError(ShardError, ValueError):
     """A class cannot be placed as asked (unknown shard, or it already has partitions)."""
+
+
+class MoveError(ShardError, ValueError):
+    """A class cannot be moved as asked, or its copy did not verify; the source is kept."""

@@ -44,6 +44,7 @@ __all__ = [
     "foreign_partition",
     "foreign_partitions",
     "foreign_triggers",
+    "index_ddl",
     "index_names",
     "local_partitions_placed_on_shards",
     "lock_partition",
@@ -53,6 +54,7 @@ __all__ = [
     "remote_ddl",
     "remote_tables",
     "run",
+    "staging_ddl",
     "unique_key_on",
 ]
 
@@ -379,12 +381,36 @@ def remote_ddl(
 ) -> list[sql.Composed]:
     """The statements that make ``table`` on a shard: a child of its parent, flat."""
     ident = sql.Identifier(schema, table)
+    create = sql.SQL("CREATE TABLE {} ({}) INHERITS ({})").format(
+        ident,
+        sql.SQL(", ").join(_checks(class_id, term_id, b, flat=True)),
+        sql.Identifier(schema, PARENT),
+    )
+    return [create, *index_ddl(ident, names, unique), _marker(ident, PARTITION_MARKER)]
+
+
+def staging_ddl(
+    staging: str,
+    class_id: str,
+    term_id: str | None,
+    b: Bounds,
+    names: dict[str, str],
+    unique: bool,
+    marker: str,
+) -> list[sql.Composed]:
+    """A table outside the tree on the coordinator with a partition's columns, CHECKs (the
+    class CHECK too: ``INHERIT`` under the class table requires it) and indexes under the
+    partition's index names, so renaming it and ``INHERIT`` make it that partition."""
+    ident = sql.Identifier(staging)
+    create = sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS, {})").format(
+        ident, sql.Identifier(PARENT), sql.SQL(", ").join(_checks(class_id, term_id, b, flat=True))
+    )
+    return [create, *index_ddl(ident, names, unique), _marker(ident, marker)]
+
+
+def index_ddl(ident: sql.Identifier, names: dict[str, str], unique: bool) -> list[sql.Composed]:
+    """A partition's primary key and indexes under the app's names (``names``)."""
     out = [
-        sql.SQL("CREATE TABLE {} ({}) INHERITS ({})").format(
-            ident,
-            sql.SQL(", ").join(_checks(class_id, term_id, b, flat=True)),
-            sql.Identifier(schema, PARENT),
-        ),
         sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (id)").format(
             ident, sql.Identifier(names["pkey"])
         ),
@@ -407,8 +433,11 @@ def remote_ddl(
                 sql.Identifier(names["activity_student_idx"]), ident
             )
         )
-    out.append(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(PARTITION_MARKER)))
     return out
+
+
+def _marker(ident: sql.Identifier, marker: str) -> sql.Composed:
+    return sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(marker))
 
 
 def run(cur: Cursor, statements: list[sql.Composed]) -> None:

@@ -14,6 +14,8 @@ Online, verified, resumable. For each class's live table of the term:
 4. to 'term': each emptied month table is dropped (marker and emptiness checked under an
    exclusive lock) and leaves the registry.
 
+A sharded class's table of the term (a foreign table) is skipped: it stays by term.
+
 Reads of the term table see every row throughout (a month table is its child). A kill at
 any point leaves a state the next run continues from: the plan is always "what is left".
 """
@@ -28,6 +30,7 @@ from ..core.constants import LOGGER_NAME, Granularity
 from ..core.exceptions import PartitioningError
 from ..core.settings import app_settings
 from ..db import ddl, dispatch, lms, months, registry
+from ..db import shard_partitions as remote
 from ..db.connection import Cursor, cursor
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -205,7 +208,11 @@ def plan(
     items: list[RegranulateItem] = []
     with cursor(using) as cur:
         slices = months.slices(cur, term.starts_at, term.ends_at)
+        # A sharded class's term table is a foreign table, a leaf: it stays by term.
+        foreign = {t for t in tables.values() if remote.relkind(cur, t) == "f"}
     for (class_id, _), table in sorted(tables.items()):
+        if table in foreign:
+            continue
         now = granularity.get((class_id, term_id), Granularity.TERM.value)
         live = months.live_months(using, class_id, term_id)
         item = RegranulateItem(class_id, term_id, table, now, 0)

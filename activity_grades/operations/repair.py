@@ -66,8 +66,11 @@ Shards (``ACTIVITY_GRADES['SHARDS']``, ``operations.shards``, docs/sharding.md):
 - ``activity_grades.E039`` an archived term's remote table is still on its shard (an archive
   interrupted between the coordinator's commit and the shard's drop) — fixable: dropped
   once its rows match the archive's (``operations.shard_archive``)
+- ``activity_grades.E040`` a ``move_class`` is unfinished: still copying (resume or
+  ``--abort`` it), or swapped with the source shard's tables not yet dropped — fixable:
+  they are dropped (``operations.move_class``)
 
-Ids E001-E024 and E030-E039 are stable; ``docs/admin.md`` lists them with what to run.
+Ids E001-E024 and E030-E040 are stable; ``docs/admin.md`` lists them with what to run.
 """
 
 from __future__ import annotations
@@ -86,7 +89,16 @@ from ..db.catalog import IndexSignature
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
 from ..db.drift import TermDrift
 from ..db.relabel import ArchivedLabel
-from . import create, month_checks, shard_archive, shard_partitions, shards, terms, unique_key
+from . import (
+    create,
+    month_checks,
+    move_class,
+    shard_archive,
+    shard_partitions,
+    shards,
+    terms,
+    unique_key,
+)
 from .base import Plan, Progress, Result, Stopwatch, each
 from .problems import Problem
 
@@ -787,7 +799,10 @@ def check_shards(using: str = "default") -> list[Problem]:
         )
     findings = shards.placement_findings(using) + shard_partitions.findings(using)
     return (
-        out + [Problem(b.code, b.problem, b.hint) for b in findings] + shard_archive.findings(using)
+        out
+        + [Problem(b.code, b.problem, b.hint) for b in findings]
+        + shard_archive.findings(using)
+        + move_class.findings(using)
     )
 
 

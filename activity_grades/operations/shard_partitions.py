@@ -285,9 +285,9 @@ def findings(using: str = "default") -> list[Blocker]:
                 "the routing trigger because create_partitions had not made it on the shard",
                 "its grades are safe (on the coordinator) and every path reads them; run "
                 "manage.py create_partitions for the class's current and upcoming terms "
-                "before grades arrive, and move these rows with move_class (next step of "
-                "issue 16) or place the class back with placement.place(class, 'local') "
-                "while it has no partitions",
+                "before grades arrive, and move these rows with manage.py move_class "
+                f"{class_id} --to {shard}, or place the class back with "
+                "placement.place(class, 'local') while it has no partitions",
             )
         )
     return out
