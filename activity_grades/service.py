@@ -20,18 +20,19 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial, wraps
 from typing import Any, TypeVar, cast
 
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.utils import ProgrammingError
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from . import replicas
+from . import partitions, replicas
 from .core import rules, shards
 from .core.constants import LOGGER_NAME, PARENT
 from .core.exceptions import (
@@ -40,12 +41,14 @@ from .core.exceptions import (
     GradeError,
     NoUniqueKey,
     ReadOnlyError,
+    ShardError,
     UnknownActivity,
     UnknownColumn,
 )
 from .core.ids import as_text, new_grade_id
 from .core.settings import app_settings
-from .db import chunks, ddl, leaves, lms, registry, shard_partitions
+from .db import chunks, leaves, lms, registry, shard_partitions
+from .db.connection import is_connection_error
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
 
@@ -155,11 +158,18 @@ class ActivityGradeService:
         return lms.term_at(at, self.using)
 
     def table_for(self, class_id: Id, term_id: Id | None, *, create: bool = False) -> str | None:
-        """The partition table of (class, term); with ``create`` it is made if missing."""
+        """The partition table of (class, term); with ``create`` it is made if missing.
+
+        Made where the class lives (``partitions.ensure_partition``): on the coordinator
+        for a local class, on its shard (and its foreign table here) for a sharded one.
+        The shard's part commits at once, even inside a caller's ``transaction.atomic()``;
+        the coordinator's part commits or rolls back with the caller's transaction, and
+        a remote table whose foreign table was rolled back is taken up by the next call.
+        """
         class_text, term_text = as_text(class_id, "class_id"), _text_or_none(term_id, "term_id")
         table = registry.partition_table(class_text, term_text, self.using)
         if table is None and create:
-            table, _ = ddl.ensure_partition(class_text, term_text, self.using)
+            table, _ = partitions.ensure_partition(class_text, term_text, self.using)
         return table
 
     # -- writes ------------------------------------------------------------------
@@ -243,14 +253,52 @@ class ActivityGradeService:
         """Bulk ingest: group rows by partition, create missing ones, COPY into each leaf.
 
         Rows are mappings of column -> value (``activity_id``, ``student_id``,
-        ``status``, ``submitted_at`` required). Runs in one transaction: all rows or
-        none. The leaves' statement triggers fill the key index (uniqueness holds).
-        Class and term are derived as in ``record`` (a ``class_id`` or ``term_id`` given,
-        None meaning "derive it", must agree), with the same errors, before anything
-        is written.
+        ``status``, ``submitted_at`` required). All rows or none. The leaves' statement
+        triggers fill the key index (uniqueness holds). Class and term are derived as in
+        ``record`` (a ``class_id`` or ``term_id`` given, None meaning "derive it", must
+        agree), with the same errors, before anything is written. A missing partition is
+        made where its class lives (``table_for``).
+
+        A partition on a shard is written straight on the shard's alias: its rows COPYed
+        into the remote table in one transaction per shard, their key-index rows written
+        here in the coordinator's transaction (one statement per partition). The shards
+        commit first, then the coordinator (as postgres_fdw does): a failure before the
+        commits stores nothing anywhere; an interruption between them leaves grades on a
+        shard without their key rows, which ``check_partitions --keys`` reports (E017)
+        and ``--fix`` completes. Inside a caller's ``transaction.atomic()`` the call
+        cannot commit the coordinator, so its rows go through the foreign tables instead
+        (postgres_fdw ties the shard's writes to the caller's transaction).
+
+        Raises:
+            IntegrityError: an id or (activity, student) taken, in the batch or the tree.
+            ShardError: a shard needed did not answer (its alias named); nothing stored.
         """
         started = time.monotonic()
         prepared = [self._complete(dict(r), new=True) for r in rows]
+        groups = self._groups(prepared)
+        created: list[str] = []
+        per_table: dict[str, int] = {}
+        direct = bool(app_settings.shards) and not self.connection.in_atomic_block
+        # The shards' transactions are entered after the coordinator's: they commit first.
+        with transaction.atomic(using=self.using), ExitStack() as on_shards:
+            tables = {key: self._partition(*key, created) for key in groups}
+            targets = self._shard_targets(set(tables.values())) if direct else {}
+            for alias in sorted({alias for alias, _, _ in targets.values()}):
+                on_shards.enter_context(_ShardTransaction(alias))  # a shard down: now
+            with self.connection.cursor() as cursor:
+                for key, group in groups.items():
+                    table = tables[key]
+                    if table in targets:
+                        self._copy_to_shard(targets[table], key, group)
+                    else:
+                        leaves.copy_rows(cursor, table, COLUMNS, _values(group))
+                    per_table[table] = len(group)
+        return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
+
+    def _groups(
+        self, prepared: list[dict[str, Any]]
+    ) -> dict[tuple[str, str | None], list[dict[str, Any]]]:
+        """Rows by (class, term), each checked against its activity's class and term."""
         classes = lms.classes_of({r["activity_id"] for r in prepared}, self.using)
         terms = lms.TermIndex(lms.terms(self.using))
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
@@ -267,23 +315,62 @@ class ActivityGradeService:
             )
             r["class_id"], r["term_id"] = actual_class, derived_term
             groups[(actual_class, derived_term)].append(r)
-        created: list[str] = []
-        per_table: dict[str, int] = {}
-        with transaction.atomic(using=self.using):
-            tables = {}
-            for class_id, term_id in groups:
-                table = registry.partition_table(class_id, term_id, self.using)
-                if table is None:
-                    table, was_created = ddl.ensure_partition(class_id, term_id, self.using)
-                    if was_created:
-                        created.append(table)
-                tables[(class_id, term_id)] = table
-            with self.connection.cursor() as cursor:
-                for key, group in groups.items():
-                    values = ([r.get(c) for c in COLUMNS] for r in group)
-                    leaves.copy_rows(cursor, tables[key], COLUMNS, values)
-                    per_table[tables[key]] = len(group)
-        return IngestResult(len(prepared), per_table, created, time.monotonic() - started)
+        return groups
+
+    def _partition(self, class_id: str, term_id: str | None, created: list[str]) -> str:
+        """The partition of (class, term), made where the class lives if missing."""
+        table = registry.partition_table(class_id, term_id, self.using)
+        if table is None:
+            table, was_created = partitions.ensure_partition(class_id, term_id, self.using)
+            if was_created:
+                created.append(table)
+        return table
+
+    def _shard_targets(self, tables: set[str]) -> dict[str, tuple[str, str, str]]:
+        """table -> (shard alias, remote schema, remote table) of those that are foreign."""
+        out = {}
+        for table in tables:
+            found = self._foreign(table)
+            if found is not None:
+                alias, part = found
+                out[table] = (alias, part.schema_name, part.table_name)
+        return out
+
+    def _foreign(self, table: str) -> tuple[str, shard_partitions.ForeignPartition] | None:
+        """(shard alias, where it points) of a partition that is a foreign table of one of
+        ``SHARDS``; None for any other (one catalog look-up)."""
+        if not app_settings.shards:
+            return None
+        found = shard_partitions.foreign_partition(self.using, table)
+        alias = shards.alias_of_server(found.server) if found else None
+        if found is None or alias is None or alias not in app_settings.shards:
+            return None
+        return alias, found
+
+    def _copy_to_shard(
+        self,
+        target: tuple[str, str, str],
+        key: tuple[str, str | None],
+        group: list[dict[str, Any]],
+    ) -> None:
+        """One partition's rows into its remote table, and their key rows here.
+
+        What the foreign partition's INSERT triggers would do: ``activity_grades_readable``
+        (the timestamps as stored must read back: checked here, the shard's table has no
+        trigger) and ``activity_grades_key_insert_row`` (one set-based statement).
+        """
+        alias, schema, remote_table = target
+        for r in group:
+            _check_readable(r)
+        leaves.insert_keys(
+            self.using,
+            *key,
+            [r["id"] for r in group],
+            [r["activity_id"] for r in group],
+            [r["student_id"] for r in group],
+        )
+        with _shard_errors(alias), connections[alias].cursor() as cursor:
+            leaves.copy_rows(cursor, remote_table, COLUMNS, _values(group), schema)
 
     @_writing
     def upsert(self, activity_id: Id, student_id: Id, **fields: Any) -> tuple[ActivityGrade, bool]:
@@ -387,12 +474,10 @@ class ActivityGradeService:
         On a shard a class's tables are flat children of the shard's parent, so a class
         table read with its terms is the shard's parent filtered on the class.
         """
-        if not app_settings.shards:
+        located = self._foreign(table)
+        if located is None:
             return self.using, table, where
-        found = shard_partitions.foreign_partition(self.using, table)
-        alias = shards.alias_of_server(found.server) if found else None
-        if found is None or alias not in app_settings.shards:
-            return self.using, table, where
+        alias, found = located
         if found.term_id is None and not only:
             return alias, PARENT, {"class_id": found.class_id, **(where or {})}
         return alias, found.table_name, where
@@ -481,6 +566,52 @@ class ActivityGradeService:
         """(table, read ``ONLY``) of each partition holding the student's grades."""
         found = registry.tables_of_students([student_id], self.using)
         return sorted({(table, term is None) for (_, term), table in found.items()})
+
+
+def _values(group: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    return ([r.get(c) for c in COLUMNS] for r in group)
+
+
+def _check_readable(row: dict[str, Any]) -> None:
+    """The rule of a partition's ``activity_grades_readable`` trigger, for a row that goes
+    straight to a shard: every timestamp, rounded as stored, can be read back.
+
+    ``_complete`` already refused naive, infinite and out-of-range values; what is left is
+    a value that the rounding to milliseconds carries past year 9999.
+    """
+    for column in rules.TIMESTAMP_COLUMNS:
+        value = row.get(column)
+        if value is not None:
+            rules.stored(value, column)
+
+
+@contextmanager
+def _shard_errors(alias: str) -> Iterator[None]:
+    """A shard that does not answer (or stops answering) is named by its alias."""
+    try:
+        yield
+    except DatabaseError as exc:
+        if not is_connection_error(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ShardError(f"shard {alias!r} did not answer: {first}") from exc
+
+
+class _ShardTransaction:
+    """A transaction on a shard's alias: connected on entry, committed on exit; a
+    connection error of either names the shard. Errors of the body pass as they are."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.atomic = transaction.atomic(using=alias)
+
+    def __enter__(self) -> None:
+        with _shard_errors(self.alias):
+            self.atomic.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        with _shard_errors(self.alias):
+            self.atomic.__exit__(*exc)
 
 
 _UNIQUE_VIOLATION = "23505"

@@ -28,6 +28,7 @@ LAYERS = {
     "replicas": 2,  # which database serves a read: core and db only
     "service": 2,
     "placement": 2,  # which server holds a class: core and db only
+    "partitions": 2,  # a partition made where its class lives (the service's on-demand path)
     "operations": 3,
     "reporting": 4,
     "admin": 5,

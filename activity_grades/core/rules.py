@@ -71,7 +71,7 @@ def term_mismatch(derived: str | None, given: str) -> str:
     return f"activity_grades: created_at falls in {where}, not in term {quote_literal(given)}"
 
 
-def stored(value: dt.datetime) -> dt.datetime:
+def stored(value: dt.datetime, column: str = "created_at") -> dt.datetime:
     """``value`` rounded to the millisecond as ``timestamptz(3)`` stores it, in its own zone.
 
     Raises:
@@ -85,7 +85,7 @@ def stored(value: dt.datetime) -> dt.datetime:
         rounded = _EPOCH + (magnitude if us >= 0 else -magnitude) * _US
         return rounded.astimezone(value.tzinfo)
     except OverflowError:
-        raise InvalidTimestamp(timestamp_out_of_range("created_at")) from None
+        raise InvalidTimestamp(timestamp_out_of_range(column)) from None
 
 
 def check_timestamp(column: str, value: object) -> dt.datetime | None:

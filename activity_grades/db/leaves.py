@@ -18,6 +18,7 @@ __all__ = [
     "Row",
     "activity_stats",
     "copy_rows",
+    "insert_keys",
     "insert",
     "key_of",
     "key_taken",
@@ -112,10 +113,21 @@ def activity_stats(using: str, table: str, where: Mapping[str, Any] | None = Non
     return fetch_rows(using, query, list((where or {}).values()))
 
 
-def copy_rows(cur: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """COPY ``rows`` into ``table`` on a Django cursor (its psycopg cursor does the COPY)."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), _names(columns))
-    with cur.cursor.copy(statement) as copy:
+def copy_rows(
+    cur: Any,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    schema: str | None = None,
+) -> None:
+    """COPY ``rows`` into ``table`` (in ``schema``: a shard's) on a Django cursor.
+
+    Its psycopg cursor does the COPY; errors come out as Django's (``IntegrityError``,
+    ``OperationalError``), as from ``execute``.
+    """
+    target = sql.Identifier(schema, table) if schema else sql.Identifier(table)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(target, _names(columns))
+    with cur.db.wrap_database_errors, cur.cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -143,6 +155,30 @@ def key_taken(using: str, activity_id: str, student_id: str, other_than: Any) ->
         [activity_id, student_id, other_than],
     )
     return bool(found)
+
+
+def insert_keys(
+    using: str,
+    class_id: str,
+    term_id: str | None,
+    ids: Sequence[str],
+    activities: Sequence[str],
+    students: Sequence[str],
+) -> None:
+    """The key-index rows of grades of one partition written straight to its shard.
+
+    One statement for the lot: what the foreign partition's row trigger
+    (``activity_grades_key_insert_row``) does one row at a time. A taken id or
+    (activity, student) fails it with ``IntegrityError``; with ``UNIQUE_KEY`` off the key
+    table's (student, activity) index is not unique and only the id is refused.
+    """
+    with cursor(using) as cur:
+        cur.execute(
+            "INSERT INTO activity_grades_key (id, activity_id, student_id, class_id, term_id) "
+            "SELECT k.id, k.activity_id, k.student_id, %s, %s "
+            "FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(id, activity_id, student_id)",
+            [class_id, term_id, list(ids), list(activities), list(students)],
+        )
 
 
 def routed_from(tables: Sequence[tuple[str, bool]], parent: str, alias: str) -> str:
