@@ -47,7 +47,7 @@ from .core.exceptions import (
 )
 from .core.ids import as_text, new_grade_id
 from .core.settings import app_settings
-from .db import chunks, leaves, lms, registry, shard_partitions
+from .db import chunks, leaves, lms, moves, registry, shard_partitions
 from .db.connection import is_connection_error
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
@@ -282,7 +282,7 @@ class ActivityGradeService:
         # The shards' transactions are entered after the coordinator's: they commit first.
         with transaction.atomic(using=self.using), ExitStack() as on_shards:
             tables = {key: self._partition(*key, created) for key in groups}
-            targets = self._shard_targets(set(tables.values())) if direct else {}
+            targets = self._shard_targets(self._not_moving(tables)) if direct else {}
             for alias in sorted({alias for alias, _, _ in targets.values()}):
                 on_shards.enter_context(_ShardTransaction(alias))  # a shard down: now
             with self.connection.cursor() as cursor:
@@ -325,6 +325,12 @@ class ActivityGradeService:
             if was_created:
                 created.append(table)
         return table
+
+    def _not_moving(self, tables: dict[tuple[str, str | None], str]) -> set[str]:
+        """The partitions of classes no ``move_class`` is copying: a moving class's writes
+        go through the coordinator, whose capture triggers note them for the copy."""
+        moving = {m.class_id for m in moves.all_moves(self.using)} if tables else set()
+        return {table for (class_id, _), table in tables.items() if class_id not in moving}
 
     def _shard_targets(self, tables: set[str]) -> dict[str, tuple[str, str, str]]:
         """table -> (shard alias, remote schema, remote table) of those that are foreign."""

@@ -455,3 +455,35 @@ def test_one_run_per_class_at_a_time(classes):
             move("789", "shard1")
     assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
     assert move("789", "shard1").rows == 13
+
+
+@shard_test
+def test_record_many_of_a_moving_class_goes_through_the_coordinator(classes):
+    """record_many writes a sharded class straight to its shard, except while the class
+    is being moved: then through the coordinator, whose capture triggers note the rows,
+    so the swap finds nothing to copy again."""
+    at = dt.datetime(2023, 9, 28, tzinfo=dt.timezone.utc)
+    spring = leaf("123", "2024_spring")
+    written = []
+
+    def ingest(line: str) -> None:
+        if written or not line.startswith(spring):  # the fall table is copied already
+            return
+        result = ActivityGradeService().record_many(
+            [
+                {
+                    "activity_id": "123/a1",
+                    "student_id": f"m{i}",
+                    "status": "graded",
+                    "submitted_at": at,
+                    "created_at": at,
+                }
+                for i in range(3)
+            ]
+        )
+        written.append(result.rows)
+
+    result = move("123", "shard2", batch_size=2, progress=ingest)
+    assert written == [3] and result.copied_again == []
+    assert rows_on("shard2", "123") == 16
+    assert problems() == []
