@@ -27,6 +27,7 @@ from activity_grades.models import ActivityGrade
 from activity_grades.operations import move_class, repair
 from activity_grades.service import ActivityGradeService
 
+from .archive_support import drop_archive
 from .shard_support import shard_servers  # noqa: F401 - a fixture
 from .test_shard_archive import COLS, seed
 from .test_shard_partitions import (  # noqa: F401 - sharded is a fixture
@@ -487,3 +488,29 @@ def test_record_many_of_a_moving_class_goes_through_the_coordinator(classes):
     assert written == [3] and result.copied_again == []
     assert rows_on("shard2", "123") == 16
     assert problems() == []
+
+
+@shard_test
+def test_an_archived_term_is_restored_where_the_class_is_now(classes):
+    """Archived terms stay in the coordinator's archive through a move; restoring one
+    makes its partition where the class lives after the move."""
+    drop_archive()
+    try:
+        call_command("archive_grades", "--term", "2023_fall", "--noinput", stdout=StringIO())
+        fall = here(
+            "SELECT table_name FROM activity_grades_partition WHERE class_id = '123' "
+            "AND term_id = '2023_fall'"
+        )[0][0]
+        result = move("123", "local")
+        assert sorted(result.tables) == sorted([leaf("123", None), leaf("123", "2024_spring")])
+        out = StringIO()
+        call_command(
+            "restore_grades", "--term", "2023_fall", "--class", "123", "--noinput", stdout=out
+        )
+        assert "Restored 7 rows" in out.getvalue()
+        assert relkind(fall) == "r"
+        assert len(grades("123")) == 13
+        assert not remote_tables("shard1") & {fall, leaf("123", None)}
+        assert problems() == []
+    finally:
+        drop_archive()
