@@ -179,6 +179,29 @@ def test_the_report_shows_placement_and_per_shard_totals(sharded):  # noqa: F811
     assert csv_text.splitlines()[0].endswith(",shard,shard_error")
 
 
+# -- the metrics ---------------------------------------------------------------------------
+
+
+@shard_test
+def test_per_partition_series_say_where_each_partition_is(sharded, settings):  # noqa: F811
+    with_grades()
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "METRICS_TOP_PARTITIONS": 100}
+    data = metrics.collect()
+    body, _ = prometheus.exposition(data)
+    families = list(text_string_to_metric_families(body.decode()))
+    where = {p["table_name"]: p["shard"] for p in data["partitions"]}
+    assert set(where.values()) == {"local", "shard1", "shard2"} and len(where) == 9
+    for name, _kind, _help, attr in prometheus.PER_PARTITION:
+        found = [s for f in families for s in f.samples if s.name == name]
+        assert {s.labels["table"]: s.labels["shard"] for s in found} == where, name
+        # Grouped by server: the per-shard totals (every partition is in the top 100).
+        if attr == "total_bytes":
+            by_shard: dict[str, float] = {}
+            for s in found:
+                by_shard[s.labels["shard"]] = by_shard.get(s.labels["shard"], 0) + s.value
+            assert by_shard == {t["shard"]: t["total_bytes"] for t in data["by_shard"]}
+
+
 # -- a shard that is down ------------------------------------------------------------------
 
 
