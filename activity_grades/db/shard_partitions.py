@@ -321,10 +321,11 @@ _MONTHS = sql.SQL("SELECT 1, id, table_name, class_id, term_id, status FROM acti
 
 
 def _foreign_query(
-    statuses: Sequence[str] | None, months: bool, table: str | None
+    statuses: Sequence[str] | None, month_tables: bool, table: str | None
 ) -> tuple[sql.Composed, list[Any]]:
     """The one query of registered partitions that are foreign tables, and its parameters."""
-    registered = sql.SQL(" UNION ALL ").join([_PARTITIONS, _MONTHS]) if months else _PARTITIONS
+    sources = [_PARTITIONS, _MONTHS] if month_tables else [_PARTITIONS]
+    registered = sql.SQL(" UNION ALL ").join(sources)
     where: list[sql.Composable] = [sql.SQL("true")]
     params: list[Any] = []
     if statuses is not None:
@@ -346,17 +347,19 @@ def _foreign_query(
 
 
 def foreign_partitions(
-    cur: Cursor, statuses: Sequence[str] | None = (Status.LIVE.value,), months: bool = False
+    cur: Cursor,
+    statuses: Sequence[str] | None = (Status.LIVE.value,),
+    month_tables: bool = False,
 ) -> list[ForeignPartition]:
     """Every registered partition that is a foreign table, in registry order.
 
     Args:
         statuses: registry statuses to list (None: any, as the report lists every
             registered partition).
-        months: month tables too (migration 0015's registry: none is foreign today, a
+        month_tables: month tables too (migration 0015's registry: none is foreign today, a
             foreign term table being a leaf).
     """
-    query, params = _foreign_query(statuses, months, None)
+    query, params = _foreign_query(statuses, month_tables, None)
     execute(cur, query, params)
     return [ForeignPartition(*row) for row in cur.fetchall()]
 

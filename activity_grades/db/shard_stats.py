@@ -51,7 +51,7 @@ def foreign_tables(using: str = "default") -> list[RemoteTable]:
     """Every registered partition that is a foreign table, whatever its status, month
     tables included: one coordinator query (``shard_partitions.foreign_partitions``)."""
     with cursor(using) as cur:
-        found = shard_partitions.foreign_partitions(cur, statuses=None, months=True)
+        found = shard_partitions.foreign_partitions(cur, statuses=None, month_tables=True)
     return [
         RemoteTable(f.table, f.server, alias_of_server(f.server), f.schema_name, f.table_name)
         for f in found
