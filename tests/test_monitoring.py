@@ -92,7 +92,13 @@ def test_bearer_token(client, data):
         for s in family.samples
     }
     table = leaf("123", "2023_fall")
-    labels = (("class", "123"), ("status", "live"), ("table", table), ("term", "2023_fall"))
+    labels = (
+        ("class", "123"),
+        ("shard", "local"),
+        ("status", "live"),
+        ("table", table),
+        ("term", "2023_fall"),
+    )
     assert samples[("activity_grades_partition_rows_estimate", labels)] == 30
     assert samples[("activity_grades_rows_in_parent", ())] == 0
     assert samples[("activity_grades_rows_in_class_tables", ())] == 1

@@ -98,6 +98,8 @@ def test_text_holds_the_jsons_values(client, lms):
     for name, _kind, _help, attr in prometheus.PER_PARTITION:
         got = series(found, name, "table")
         assert got == {p["table_name"]: p[attr] for p in largest}, name
+        # Without shards every partition is on this database.
+        assert set(series(found, name, "shard")) == {"local"}, name
 
 
 @pytest.mark.django_db

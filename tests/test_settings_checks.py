@@ -38,6 +38,8 @@ def test_an_unknown_key_is_an_error_that_names_it_and_the_likely_fix(settings):
         ("ARCHIVE_KEEP_DETACHED", "yes", "must be bool"),
         ("LOCK_TIMEOUT", "five seconds", "PostgreSQL duration"),
         ("ARCHIVE_LOCK_TIMEOUT", 5, "must be str or None"),
+        ("SHARD_STATS_TIMEOUT", "a while", "PostgreSQL duration"),
+        ("SHARD_STATS_TIMEOUT", 5, "must be str"),
         ("TERM_TIME_ZONE", "Mars/Olympus", "unknown time zone"),
         ("RETENTION_YEARS", 0, "must be 1 or more"),
         ("ARCHIVE_CHUNK_ROWS", 0, "must be 1 or more"),

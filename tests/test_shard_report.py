@@ -15,17 +15,21 @@ import json
 import logging
 import math
 import re
+import time
 
+import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
+from activity_grades.core.shards import alias_of_server
+from activity_grades.db import shard_partitions, shard_stats
 from activity_grades.reporting import metrics, prometheus, stats
 
 from .admin_support import staff
-from .shard_support import shard_servers  # noqa: F401 - a fixture
+from .shard_support import SHARD_DATABASE, shard_servers  # noqa: F401 - a fixture
 from .test_shard_partitions import (
     FALL,
     SPRING,
@@ -115,6 +119,39 @@ def test_a_foreign_partitions_figures_are_its_shards(sharded):  # noqa: F811
     assert not fall.exact and fall.rows >= shard_figures("shard1", fall.table_name)[0] > 0
 
 
+@shard_test
+def test_one_query_lists_foreign_partitions_for_the_service_and_the_report(sharded):  # noqa: F811
+    premade()
+    with connection.cursor() as cur:
+        live = shard_partitions.foreign_partitions(cur)
+        targets = {p.table: shard_partitions.foreign_target(cur, p.table) for p in live}
+    wanted = {leaf(c, t) for c in ("123", "456") for t in (None, "2023_fall", "2024_spring")}
+    assert {p.table for p in live} == wanted
+    for p in live:
+        assert targets[p.table] == (p.server, p.schema_name, p.table_name)
+        assert shard_partitions.foreign_partition("default", p.table) == p
+    assert shard_partitions.foreign_partition("default", leaf("789", "2023_fall")) is None
+    # The report's list: every status (an archived row whose table is still there too).
+    fall = leaf("456", "2023_fall")
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE activity_grades_partition SET status = 'detached' WHERE table_name = %s",
+            [fall],
+        )
+        try:
+            assert fall not in {p.table for p in shard_partitions.foreign_partitions(cur)}
+            assert shard_partitions.foreign_partition("default", fall) is None
+            every = shard_stats.foreign_tables()
+        finally:
+            cur.execute(
+                "UPDATE activity_grades_partition SET status = 'live' WHERE table_name = %s",
+                [fall],
+            )
+    assert [(r.table, r.server, r.alias, r.schema_name, r.table_name) for r in every] == [
+        (p.table, p.server, alias_of_server(p.server), p.schema_name, p.table_name) for p in live
+    ]
+
+
 # -- partition_report ----------------------------------------------------------------------
 
 
@@ -140,6 +177,29 @@ def test_the_report_shows_placement_and_per_shard_totals(sharded):  # noqa: F811
     assert any(x.split()[:2] == ["shard2", "3"] and x.endswith("up") for x in text.splitlines())
     csv_text = report("--format", "csv")
     assert csv_text.splitlines()[0].endswith(",shard,shard_error")
+
+
+# -- the metrics ---------------------------------------------------------------------------
+
+
+@shard_test
+def test_per_partition_series_say_where_each_partition_is(sharded, settings):  # noqa: F811
+    with_grades()
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "METRICS_TOP_PARTITIONS": 100}
+    data = metrics.collect()
+    body, _ = prometheus.exposition(data)
+    families = list(text_string_to_metric_families(body.decode()))
+    where = {p["table_name"]: p["shard"] for p in data["partitions"]}
+    assert set(where.values()) == {"local", "shard1", "shard2"} and len(where) == 9
+    for name, _kind, _help, attr in prometheus.PER_PARTITION:
+        found = [s for f in families for s in f.samples if s.name == name]
+        assert {s.labels["table"]: s.labels["shard"] for s in found} == where, name
+        # Grouped by server: the per-shard totals (every partition is in the top 100).
+        if attr == "total_bytes":
+            by_shard: dict[str, float] = {}
+            for s in found:
+                by_shard[s.labels["shard"]] = by_shard.get(s.labels["shard"], 0) + s.value
+            assert by_shard == {t["shard"]: t["total_bytes"] for t in data["by_shard"]}
 
 
 # -- a shard that is down ------------------------------------------------------------------
@@ -212,6 +272,46 @@ def test_a_shard_that_is_down_breaks_no_surface(sharded, client, caplog):  # noq
     assert stats.overview().shards == {"shard1": None, "shard2": None}
     said = [r.getMessage() for r in caplog.records if "shard 'shard2'" in r.getMessage()]
     assert len(said) == 2 and "answers again" in said[1]
+
+
+@shard_test
+def test_a_shard_that_hangs_is_shown_as_timed_out(sharded, settings, caplog):  # noqa: F811
+    with_grades()
+    settings.ACTIVITY_GRADES = {**settings.ACTIVITY_GRADES, "SHARD_STATS_TIMEOUT": "300ms"}
+    caplog.set_level(logging.WARNING, logger="activity_grades")
+    fall = leaf("456", "2023_fall")
+    # Another session on shard2 holds a lock its size functions wait for; it ends itself
+    # (idle_in_transaction_session_timeout) should the statistics query wait forever.
+    with psycopg.connect(sharded[1].url(SHARD_DATABASE)) as holder:
+        holder.execute("SET idle_in_transaction_session_timeout = '30s'")
+        holder.execute(
+            sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(fall))
+        )
+        started = time.monotonic()
+        ov = stats.overview(exact=True)
+        assert time.monotonic() - started < 10
+        data = metrics.collect()
+        text = report()
+    by_table = {p.table_name: p for p in ov.partitions}
+    late = "shard timed out (shard2)"
+    assert (by_table[fall].shard_error, by_table[fall].rows, by_table[fall].total_bytes) == (
+        late,
+        0,
+        0,
+    )
+    assert by_table[leaf("456", None)].shard_error == late  # the whole shard: one query
+    kept = by_table[leaf("123", "2023_fall")]
+    assert kept.shard_error is None and kept.rows > 0
+    assert ov.shards == {"shard1": None, "shard2": "timed out (SHARD_STATS_TIMEOUT 300ms)"}
+    assert {t["shard"]: t["up"] for t in data["by_shard"]}["shard2"] is False
+    assert late in text and "timed out (SHARD_STATS_TIMEOUT 300ms)" in text
+    said = [r.getMessage() for r in caplog.records if "shard 'shard2'" in r.getMessage()]
+    assert len(said) == 1 and "did not answer (timed out" in said[0]
+    # The lock gone, the same connection answers again: the timeout was its transaction's.
+    assert stats.overview().shards == {"shard1": None, "shard2": None}
+    with connections["shard2"].cursor() as cur:
+        cur.execute("SHOW statement_timeout")
+        assert cur.fetchone()[0] != "300ms"
 
 
 # -- the admin -----------------------------------------------------------------------------

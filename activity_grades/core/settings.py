@@ -29,7 +29,7 @@ __all__ = ["GRANULARITIES", "UNIQUE_KEY_COLUMNS", "AppSettings", "TermYearSource
 
 T = TypeVar("T")
 
-# PostgreSQL durations accepted for lock_timeout: "5s", "300ms", "1min", "250".
+# PostgreSQL durations (lock_timeout, statement_timeout): "5s", "300ms", "1min", "250".
 _DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 
 # Where a term's academic year comes from (AppSettings.term_year_source).
@@ -382,6 +382,13 @@ class AppSettings:
         "(the coordinator) or 'hash' (spread over SHARDS; a class that already has "
         "partitions stays local)",
         _new_classes,
+    )
+    SHARD_STATS_TIMEOUT = Setting[str](
+        "5s",
+        str,
+        "statement_timeout of the statistics queries on each shard (report, admin, metrics): "
+        "a shard that answers but hangs is shown as timed out ('0': no limit)",
+        _duration,
     )
 
     # -- derived ---------------------------------------------------------------

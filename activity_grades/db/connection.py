@@ -25,8 +25,10 @@ __all__ = [
     "fetch_value",
     "is_missing_table",
     "is_connection_error",
+    "is_statement_timeout",
     "lock_timeout_errors",
     "set_lock_timeout",
+    "set_statement_timeout",
     "snapshot",
     "sleep",
 ]
@@ -101,6 +103,17 @@ def is_missing_table(error: BaseException) -> bool:
 def set_lock_timeout(cur: Cursor, timeout: str) -> None:
     """``lock_timeout`` to the end of the current transaction."""
     cur.execute("SELECT set_config('lock_timeout', %s, true)", [timeout])
+
+
+def set_statement_timeout(cur: Cursor, timeout: str) -> None:
+    """``statement_timeout`` to the end of the current transaction."""
+    cur.execute("SELECT set_config('statement_timeout', %s, true)", [timeout])
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Whether a database error is a statement cancelled (SQLSTATE 57014: statement_timeout,
+    or pg_cancel_backend)."""
+    return getattr(exc.__cause__, "sqlstate", None) == "57014"
 
 
 @contextmanager

@@ -18,12 +18,14 @@ and ``activity_grades_keys_delete`` triggers are row-level (``activity_grades_ke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from psycopg import sql
 
-from ..core.constants import PARENT, PARTITION_MARKER, Granularity
+from ..core.constants import PARENT, PARTITION_MARKER, Granularity, Status
 from . import months
 from .archive import Checksum, checksum_expr
 from .connection import Cursor, execute, fetch_rows
@@ -255,18 +257,27 @@ def relive(cur: Cursor, class_id: str, term_id: str, table: str, parent: str, b:
     )
 
 
+# Where a foreign table points, as (server, remote schema, remote table): columns over
+# pg_class ``c`` and the joins that reach its pg_foreign_table ``f`` and server ``s``. An
+# ftoptions entry is 'name=value' with the value as given (a schema name may hold '='),
+# so the value is what follows the prefix; postgres_fdw's defaults when an option is unset:
+# the connection's schema ('') and the foreign table's own name.
+_TARGET = sql.SQL("""s.srvname,
+       coalesce((SELECT substr(o, 13) FROM unnest(f.ftoptions) o
+                  WHERE o LIKE 'schema_name=%%'), ''),
+       coalesce((SELECT substr(o, 12) FROM unnest(f.ftoptions) o
+                  WHERE o LIKE 'table_name=%%'), c.relname)
+  FROM {from_} JOIN pg_foreign_table f ON f.ftrelid = c.oid
+  JOIN pg_foreign_server s ON s.oid = f.ftserver""")
+
+
 def foreign_target(cur: Cursor, table: str) -> tuple[str, str, str] | None:
     """(server, remote schema, remote table) of the foreign table ``table``; None when
     ``table`` is not a foreign table."""
-    cur.execute(
-        "SELECT s.srvname, coalesce((SELECT split_part(o, '=', 2) FROM unnest(f.ftoptions) o "
-        "WHERE o LIKE 'schema_name=%%'), ''), coalesce((SELECT substr(o, 12) "
-        "FROM unnest(f.ftoptions) o WHERE o LIKE 'table_name=%%'), c.relname) "
-        "FROM pg_class c JOIN pg_foreign_table f ON f.ftrelid = c.oid "
-        "JOIN pg_foreign_server s ON s.oid = f.ftserver "
-        "WHERE c.oid = to_regclass(quote_ident(%s))",
-        [table],
+    query = sql.SQL("SELECT {} WHERE c.oid = to_regclass(quote_ident(%s))").format(
+        _TARGET.format(from_=sql.SQL("pg_class c"))
     )
+    execute(cur, query, [table])
     row = cur.fetchone()
     return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
@@ -304,29 +315,61 @@ def adopt_waiting_rows(cur: Cursor, class_table: str, term_id: str, b: Bounds) -
     return int(cur.rowcount)
 
 
-_FOREIGN = """
-SELECT c.relname, p.class_id, p.term_id, s.srvname,
-       coalesce((SELECT split_part(o, '=', 2) FROM unnest(f.ftoptions) o
-                  WHERE o LIKE 'schema_name=%%'), ''),
-       coalesce((SELECT substr(o, 12) FROM unnest(f.ftoptions) o
-                  WHERE o LIKE 'table_name=%%'), c.relname)
-  FROM activity_grades_partition p
-  JOIN pg_class c ON c.oid = to_regclass(quote_ident(p.table_name))
-  JOIN pg_foreign_table f ON f.ftrelid = c.oid
-  JOIN pg_foreign_server s ON s.oid = f.ftserver
- WHERE p.status = 'live'
-"""
+# The registries (kind orders partitions before month tables, each in registry order).
+_PARTITIONS = sql.SQL(
+    "SELECT 0 AS kind, id, table_name, class_id, term_id, status FROM activity_grades_partition"
+)
+_MONTHS = sql.SQL("SELECT 1, id, table_name, class_id, term_id, status FROM activity_grades_month")
 
 
-def foreign_partitions(cur: Cursor) -> list[ForeignPartition]:
-    """Every live registered partition that is a foreign table."""
-    cur.execute(_FOREIGN + " ORDER BY p.id")
+def _foreign_query(
+    statuses: Sequence[str] | None, month_tables: bool, table: str | None
+) -> tuple[sql.Composed, list[Any]]:
+    """The one query of registered partitions that are foreign tables, and its parameters."""
+    sources = [_PARTITIONS, _MONTHS] if month_tables else [_PARTITIONS]
+    registered = sql.SQL(" UNION ALL ").join(sources)
+    where: list[sql.Composable] = [sql.SQL("true")]
+    params: list[Any] = []
+    if statuses is not None:
+        where.append(sql.SQL("r.status = ANY(%s)"))
+        params.append(list(statuses))
+    if table is not None:
+        where.append(sql.SQL("r.table_name = %s"))
+        params.append(table)
+    query = sql.SQL(
+        "WITH r AS ({}) SELECT c.relname, r.class_id, r.term_id, {} WHERE {} ORDER BY r.kind, r.id"
+    ).format(
+        registered,
+        _TARGET.format(
+            from_=sql.SQL("r JOIN pg_class c ON c.oid = to_regclass(quote_ident(r.table_name))")
+        ),
+        sql.SQL(" AND ").join(where),
+    )
+    return query, params
+
+
+def foreign_partitions(
+    cur: Cursor,
+    statuses: Sequence[str] | None = (Status.LIVE.value,),
+    month_tables: bool = False,
+) -> list[ForeignPartition]:
+    """Every registered partition that is a foreign table, in registry order.
+
+    Args:
+        statuses: registry statuses to list (None: any, as the report lists every
+            registered partition).
+        month_tables: month tables too (migration 0015's registry: none is foreign today, a
+            foreign term table being a leaf).
+    """
+    query, params = _foreign_query(statuses, month_tables, None)
+    execute(cur, query, params)
     return [ForeignPartition(*row) for row in cur.fetchall()]
 
 
 def foreign_partition(using: str, table: str) -> ForeignPartition | None:
     """The live partition ``table`` if it is a foreign table (one catalog lookup)."""
-    rows = fetch_rows(using, _FOREIGN + " AND p.table_name = %s", [table])
+    query, params = _foreign_query((Status.LIVE.value,), False, table)
+    rows = fetch_rows(using, query, params)
     return ForeignPartition(*rows[0]) if rows else None
 
 

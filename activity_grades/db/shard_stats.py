@@ -7,20 +7,24 @@ coordinator query, every registered partition that is a foreign table with its s
 remote name; ``remote_stats`` reads every wanted table of one shard in one query on the
 shard's Django alias (the same columns the coordinator's ``catalog.partition_stats``
 gives a local partition); ``remote_counts`` is ``--exact``'s one ``count(*)`` query per
-shard (a ``UNION ALL`` over its tables).
+shard (a ``UNION ALL`` over its tables). Both run under a ``statement_timeout``
+(``SHARD_STATS_TIMEOUT``), so a shard that hangs is reported, not waited for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import Error, connections
+from django.db import Error, connections, transaction
 from psycopg import sql
 
 from ..core.shards import alias_of_server
+from . import shard_partitions
 from .catalog import TABLE_FIGURES, TABLE_FIGURES_JOINS
-from .connection import execute, fetch_rows
+from .connection import Cursor, cursor, execute, set_statement_timeout
 
 __all__ = [
     "RemoteTable",
@@ -43,33 +47,15 @@ class RemoteTable:
     table_name: str  # remote table
 
 
-# Registered partitions (month tables included: none are foreign today) that are foreign
-# tables, whatever their status.
-_FOREIGN = """
-WITH reg AS (
-    SELECT table_name FROM activity_grades_partition
-    UNION ALL
-    SELECT table_name FROM activity_grades_month
-)
-SELECT c.relname, s.srvname,
-       coalesce((SELECT substr(o, 13) FROM unnest(f.ftoptions) o
-                  WHERE o LIKE 'schema_name=%%'), ''),
-       coalesce((SELECT substr(o, 12) FROM unnest(f.ftoptions) o
-                  WHERE o LIKE 'table_name=%%'), c.relname)
-  FROM reg r
-  JOIN pg_class c ON c.oid = to_regclass(quote_ident(r.table_name))
-  JOIN pg_foreign_table f ON f.ftrelid = c.oid
-  JOIN pg_foreign_server s ON s.oid = f.ftserver
-"""
-
-
 def foreign_tables(using: str = "default") -> list[RemoteTable]:
-    """Every registered partition that is a foreign table, one coordinator query."""
-    out = []
-    for table, server, schema, remote in fetch_rows(using, _FOREIGN):
-        alias = alias_of_server(server)
-        out.append(RemoteTable(table, server, alias, schema, remote))
-    return out
+    """Every registered partition that is a foreign table, whatever its status, month
+    tables included: one coordinator query (``shard_partitions.foreign_partitions``)."""
+    with cursor(using) as cur:
+        found = shard_partitions.foreign_partitions(cur, statuses=None, month_tables=True)
+    return [
+        RemoteTable(f.table, f.server, alias_of_server(f.server), f.schema_name, f.table_name)
+        for f in found
+    ]
 
 
 # One row per wanted (schema, table) of a shard: the columns of catalog.partition_stats
@@ -114,44 +100,56 @@ def has_alias(alias: str) -> bool:
     return alias in connections
 
 
+@contextmanager
+def _on_shard(alias: str, timeout: str) -> Iterator[Cursor]:
+    """A cursor on the shard ``alias`` in a transaction of its own whose statements stop
+    after ``timeout`` (``statement_timeout``): a shard that answers but hangs (a lock, an
+    overloaded server) fails like one that is down instead of holding up the admin page or
+    the scrape. On any error the connection is closed, so the next use reconnects instead
+    of reusing a dead one."""
+    try:
+        with transaction.atomic(using=alias), connections[alias].cursor() as cur:
+            set_statement_timeout(cur, timeout)
+            yield cur
+    except Error:
+        connections[alias].close()
+        raise
+
+
 def remote_stats(
-    alias: str, tables: list[tuple[str, str]]
+    alias: str, tables: list[tuple[str, str]], timeout: str
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """(schema, table) -> the ``STAT_COLUMNS`` of each wanted table on the shard ``alias``.
 
     One query on the shard for all of them (an empty list still connects: it tells
-    whether the shard answers). Raises the driver's error when the shard does not answer.
+    whether the shard answers), stopped after ``timeout``. Raises the driver's error when
+    the shard does not answer in time (``connection.is_statement_timeout``: it hung).
     """
     schemas = [s for s, _ in tables]
     names = [t for _, t in tables]
-    try:
-        with connections[alias].cursor() as cur:
-            execute(cur, _REMOTE_SQL, [schemas, names])
-            rows = cur.fetchall()
-    except Error:
-        connections[alias].close()  # the next use reconnects instead of reusing a dead one
-        raise
+    with _on_shard(alias, timeout) as cur:
+        execute(cur, _REMOTE_SQL, [schemas, names])
+        rows = cur.fetchall()
     return {(r[0], r[1]): dict(zip(STAT_COLUMNS, r[2:], strict=True)) for r in rows}
 
 
-def remote_counts(alias: str, tables: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def remote_counts(
+    alias: str, tables: list[tuple[str, str]], timeout: str
+) -> dict[tuple[str, str], int]:
     """(schema, table) -> ``count(*)`` of each table on the shard, one query for all
-    (``ONLY``: a shard's tables are flat, this only keeps the count to the table itself)."""
+    stopped after ``timeout`` (``ONLY``: a shard's tables are flat, this only keeps the
+    count to the table itself)."""
     if not tables:
         return {}
-    try:
-        with connections[alias].cursor() as cur:
-            execute(cur, "SELECT current_schema()")
-            own = str(cur.fetchone()[0])
-            parts = [
-                sql.SQL("SELECT {}::int AS i, count(*) FROM ONLY {}").format(
-                    sql.Literal(i), sql.Identifier(schema or own, table)
-                )
-                for i, (schema, table) in enumerate(tables)
-            ]
-            execute(cur, sql.SQL(" UNION ALL ").join(parts))
-            found = {int(i): int(n) for i, n in cur.fetchall()}
-    except Error:
-        connections[alias].close()
-        raise
+    with _on_shard(alias, timeout) as cur:
+        execute(cur, "SELECT current_schema()")
+        own = str(cur.fetchone()[0])
+        parts = [
+            sql.SQL("SELECT {}::int AS i, count(*) FROM ONLY {}").format(
+                sql.Literal(i), sql.Identifier(schema or own, table)
+            )
+            for i, (schema, table) in enumerate(tables)
+        ]
+        execute(cur, sql.SQL(" UNION ALL ").join(parts))
+        found = {int(i): int(n) for i, n in cur.fetchall()}
     return {key: found[i] for i, key in enumerate(tables)}

@@ -3,8 +3,9 @@
 ``PartitionCollector`` builds its metric families from one ``metrics.collect()`` snapshot
 per scrape, so they hold the same values as the JSON format. Bounded at any partition
 count: totals and per-status counts always, per-term totals, per-class totals for the
-``METRICS_TOP_CLASSES`` largest classes (the rest summed as ``class="_other"``), and
-per-partition series only for the ``METRICS_TOP_PARTITIONS`` largest partitions.
+``METRICS_TOP_CLASSES`` largest classes (the rest summed as ``class="_other"``),
+per-partition series only for the ``METRICS_TOP_PARTITIONS`` largest partitions (each
+labelled with its ``shard``), and per-shard totals (bounded by ``SHARDS``).
 
 Two ways to expose it: the app's own endpoint (``activity_grades.views``, a registry of
 its own), and a project's existing ``/metrics`` (django-prometheus or
@@ -70,7 +71,10 @@ PER_PARTITION = (
         "idx_tup_fetch",
     ),
 )
-PARTITION_LABELS = ["class", "term", "table", "status"]
+# shard: where the table is, "local" or a shard's alias, so a dashboard can group the
+# largest partitions by server. It adds no series: a table is in one place, and its
+# values are bounded by SHARDS.
+PARTITION_LABELS = ["class", "term", "table", "status", "shard"]
 
 # name, help, value from collect()'s data
 SCALARS: tuple[tuple[str, str, Callable[[dict[str, Any]], float | int | None]], ...] = (
@@ -255,7 +259,7 @@ def families(
         )
         for p in largest:
             family.add_metric(
-                [p.class_id, p.term_id or "", p.table_name, p.status], getattr(p, attr)
+                [p.class_id, p.term_id or "", p.table_name, p.status, p.shard], getattr(p, attr)
             )
         yield family
     by_status = GaugeMetricFamily(

@@ -7,8 +7,10 @@ catalog in one query (cheap at any scale); ``exact=True`` replaces the estimates
 A foreign partition (a class on a shard, docs/sharding.md) has no storage on the
 coordinator: its figures are read from its shard, one query per shard for all its tables
 (``db.shard_stats``), and each partition says where it is (``shard``: ``"local"`` or the
-shard's alias). A shard that does not answer is logged once per outage; its partitions
-stay in the list with zero figures and ``shard_error`` saying so, and the rest is as usual.
+shard's alias). A shard that does not answer, or not within ``SHARD_STATS_TIMEOUT``, is
+logged once per outage; its partitions stay in the list with zero figures and
+``shard_error`` saying so ("shard unreachable (<alias>)", "shard timed out (<alias>)"),
+and the rest is as usual.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from ..core.constants import LOGGER_NAME, Status
 from ..core.settings import app_settings
 from ..core.shards import LOCAL
 from ..db import catalog, lms, shard_stats
-from ..db.connection import cursor
+from ..db.connection import cursor, is_statement_timeout
 
 __all__ = [
     "ClassTotal",
     "Overview",
     "PartitionStats",
     "QueryStats",
+    "SHARD_TIMED_OUT",
     "SHARD_UNREACHABLE",
     "ShardTotal",
     "StatementStats",
@@ -42,6 +45,7 @@ __all__ = [
 logger = logging.getLogger(LOGGER_NAME)
 
 SHARD_UNREACHABLE = "shard unreachable"
+SHARD_TIMED_OUT = "shard timed out"  # it answers, but not within SHARD_STATS_TIMEOUT
 
 # Shards whose last statistics query failed (this process): their failure was logged.
 _DOWN: set[str] = set()
@@ -258,6 +262,31 @@ def _why(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+Figures = dict[tuple[str, str], dict[str, Any]]
+Counts = dict[tuple[str, str], int]
+
+
+def _ask(alias: str, keys: list[tuple[str, str]], exact: bool) -> tuple[Figures, Counts]:
+    """One shard's figures of ``keys`` (and ``--exact`` counts), each query stopped after
+    SHARD_STATS_TIMEOUT: a shard that hangs must not hold up the page or the scrape."""
+    if not shard_stats.has_alias(alias):
+        raise LookupError(f"no alias {alias!r} in DATABASES")
+    timeout = app_settings.SHARD_STATS_TIMEOUT
+    figures = shard_stats.remote_stats(alias, keys, timeout)
+    present = [k for k in keys if figures.get(k, {}).get("present")]
+    return figures, (shard_stats.remote_counts(alias, present, timeout) if exact else {})
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """(what its partitions say, why) of a shard that did not answer."""
+    if is_statement_timeout(exc):
+        return (
+            SHARD_TIMED_OUT,
+            f"timed out (SHARD_STATS_TIMEOUT {app_settings.SHARD_STATS_TIMEOUT})",
+        )
+    return SHARD_UNREACHABLE, _why(exc)
+
+
 def _from_shards(parts: list[PartitionStats], exact: bool, using: str) -> dict[str, str | None]:
     """Fill the foreign partitions' figures from their shards; each shard asked -> error.
 
@@ -274,19 +303,11 @@ def _from_shards(parts: list[PartitionStats], exact: bool, using: str) -> dict[s
     answers: dict[str, str | None] = {}
     for alias, tables in wanted.items():
         keys = [(r.schema_name, r.table_name) for r in tables]
+        failure = SHARD_UNREACHABLE
         try:
-            if not shard_stats.has_alias(alias):
-                raise LookupError(f"no alias {alias!r} in DATABASES")
-            figures = shard_stats.remote_stats(alias, keys)
-            counts = (
-                shard_stats.remote_counts(
-                    alias, [k for k in keys if figures.get(k, {}).get("present")]
-                )
-                if exact
-                else {}
-            )
+            figures, counts = _ask(alias, keys, exact)
         except (Error, LookupError) as exc:
-            answers[alias] = _why(exc)
+            failure, answers[alias] = _failure(exc)
             if alias not in _DOWN:  # once per outage, not at every page view or scrape
                 _DOWN.add(alias)
                 logger.warning(
@@ -308,7 +329,7 @@ def _from_shards(parts: list[PartitionStats], exact: bool, using: str) -> dict[s
                 continue
             part.shard = alias
             if answers[alias] is not None:
-                part.shard_error = f"{SHARD_UNREACHABLE} ({alias})"
+                part.shard_error = f"{failure} ({alias})"
                 _clear(part)
                 continue
             for name, value in figures.get(key, {}).items():
