@@ -32,7 +32,7 @@ from .core.signals import partition_created, send_on_commit
 from .db import ddl
 from .db import shard_partitions as remote
 from .db import shards as fdw
-from .db.connection import atomic, cursor, set_lock_timeout
+from .db.connection import atomic, cursor, set_lock_timeout, shard_errors
 
 __all__ = ["ORPHAN_REMOTE", "ensure_partition", "local_class_table", "shard_for", "shard_schema"]
 
@@ -105,20 +105,9 @@ def ensure_partition(
             raise PartitioningError(f"term {term_id!r} does not exist")
         names = remote.index_names(cur, table)
         unique = remote.unique_key_on(cur)
-    schema = shard_schema(shard)
-    with atomic(shard), cursor(shard) as cur:
-        set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
-        if again and table in remote.remote_tables(cur, schema):
-            raise PartitioningError(
-                f"the archived partition {table} of class {class_id!r} term {term_id!r} "
-                f"still exists on shard {shard!r} (an archive interrupted before the shard's "
-                f"drop, {ORPHAN_REMOTE}): run manage.py check_partitions --fix first"
-            )
-        if table not in remote.remote_tables(cur, schema):
-            remote.run(
-                cur, remote.remote_ddl(schema, table, class_id, term_id, bounds, names, unique)
-            )
-            logger.info("created %s.%s on shard %s", schema, table, shard)
+    with shard_errors(shard):
+        schema = shard_schema(shard)
+        _make_remote(shard, schema, table, class_id, term_id, bounds, names, unique, again)
     with atomic(using), cursor(using) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
         remote.lock_partition(cur, class_id, term_id)
@@ -140,6 +129,33 @@ def ensure_partition(
             remote.adopt_waiting_rows(cur, parent, term_id, bounds)
         send_on_commit(partition_created, using, class_id=class_id, term_id=term_id, table=table)
     return table, True
+
+
+def _make_remote(
+    shard: str,
+    schema: str,
+    table: str,
+    class_id: str,
+    term_id: str | None,
+    bounds: remote.Bounds,
+    names: dict[str, str],
+    unique: bool,
+    again: bool,
+) -> None:
+    """The partition's table on its shard, in the shard's own short transaction."""
+    with atomic(shard), cursor(shard) as cur:
+        set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
+        if again and table in remote.remote_tables(cur, schema):
+            raise PartitioningError(
+                f"the archived partition {table} of class {class_id!r} term {term_id!r} "
+                f"still exists on shard {shard!r} (an archive interrupted before the shard's "
+                f"drop, {ORPHAN_REMOTE}): run manage.py check_partitions --fix first"
+            )
+        if table not in remote.remote_tables(cur, schema):
+            remote.run(
+                cur, remote.remote_ddl(schema, table, class_id, term_id, bounds, names, unique)
+            )
+            logger.info("created %s.%s on shard %s", schema, table, shard)
 
 
 def local_class_table(class_id: str, using: str) -> bool:

@@ -21,13 +21,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial, wraps
 from typing import Any, TypeVar, cast
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.utils import ProgrammingError
 from django.utils import timezone
 from psycopg.types.json import Jsonb
@@ -41,14 +41,13 @@ from .core.exceptions import (
     GradeError,
     NoUniqueKey,
     ReadOnlyError,
-    ShardError,
     UnknownActivity,
     UnknownColumn,
 )
 from .core.ids import as_text, new_grade_id
 from .core.settings import app_settings
 from .db import chunks, leaves, lms, moves, registry, shard_partitions
-from .db.connection import is_connection_error
+from .db.connection import shard_errors
 from .models import ActivityGrade, ArchivedActivityGrade
 from .models.columns import GradeColumns
 
@@ -375,7 +374,7 @@ class ActivityGradeService:
             [r["activity_id"] for r in group],
             [r["student_id"] for r in group],
         )
-        with _shard_errors(alias), connections[alias].cursor() as cursor:
+        with shard_errors(alias), connections[alias].cursor() as cursor:
             leaves.copy_rows(cursor, remote_table, COLUMNS, _values(group), schema)
 
     @_writing
@@ -591,18 +590,6 @@ def _check_readable(row: dict[str, Any]) -> None:
             rules.stored(value, column)
 
 
-@contextmanager
-def _shard_errors(alias: str) -> Iterator[None]:
-    """A shard that does not answer (or stops answering) is named by its alias."""
-    try:
-        yield
-    except DatabaseError as exc:
-        if not is_connection_error(exc):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ShardError(f"shard {alias!r} did not answer: {first}") from exc
-
-
 class _ShardTransaction:
     """A transaction on a shard's alias: connected on entry, committed on exit; a
     connection error of either names the shard. Errors of the body pass as they are."""
@@ -612,11 +599,11 @@ class _ShardTransaction:
         self.atomic = transaction.atomic(using=alias)
 
     def __enter__(self) -> None:
-        with _shard_errors(self.alias):
+        with shard_errors(self.alias):
             self.atomic.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
-        with _shard_errors(self.alias):
+        with shard_errors(self.alias):
             self.atomic.__exit__(*exc)
 
 

@@ -244,3 +244,22 @@ def test_a_shard_that_is_down_is_named_and_nothing_is_stored(settings):
     assert rows_in("default", leaf("789", "2023_fall")) == 1
     assert here("SELECT id FROM activity_grades_key ORDER BY class_id").__len__() == 2
     check_keys_clean()
+
+
+@shard_test
+def test_a_partition_made_on_demand_on_a_down_shard_names_it(settings):
+    """No partition of class 456 yet: record() would make it on shard2, which is down."""
+    svc = ActivityGradeService()
+    shard2 = settings.DATABASES["shard2"]
+    port = shard2["PORT"]
+    connections["shard2"].close()
+    shard2["PORT"] = str(CLOSED_PORT)
+    try:
+        with pytest.raises(ShardError, match="shard 'shard2' did not answer"):
+            svc.record("456/a0", "s1", status="graded", submitted_at=FALL, created_at=FALL)
+        svc.record("123/a0", "s1", status="graded", submitted_at=FALL, created_at=FALL)
+    finally:
+        connections["shard2"].close()
+        shard2["PORT"] = port
+    assert here("SELECT count(*) FROM activity_grades_partition WHERE class_id = '456'") == [(0,)]
+    assert keys("456") == 0 and keys("123") == 1

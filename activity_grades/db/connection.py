@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import psycopg
-from django.db import InterfaceError, OperationalError, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 from psycopg import sql
 
-from ..core.exceptions import LockTimeout
+from ..core.exceptions import LockTimeout, ShardError
 
 __all__ = [
     "Cursor",
@@ -172,3 +172,16 @@ def snapshot(using: str) -> Iterator[Cursor]:
         if outermost:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield cur
+
+
+@contextmanager
+def shard_errors(alias: str) -> Iterator[None]:
+    """A shard that does not answer (or stops answering) is named by its alias
+    (``ShardError``); any other error passes as it is."""
+    try:
+        yield
+    except DatabaseError as exc:
+        if not is_connection_error(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ShardError(f"shard {alias!r} did not answer: {first}") from exc
