@@ -60,7 +60,7 @@ def classes(sharded):  # noqa: F811
             )
     yield sharded
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM activity_grades_class_move")
+        cur.execute("DELETE FROM activity_grades_move_state")
         cur.execute("DELETE FROM activity_grades_move_log")
 
 
@@ -125,7 +125,7 @@ def test_a_local_class_moves_to_a_shard_and_back(classes):
     assert here(
         "SELECT count(*) FROM pg_trigger WHERE tgname = 'activity_grades_move_capture'"
     ) == [(0,)]
-    assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
+    assert here("SELECT count(*) FROM activity_grades_move_state") == [(0,)]
     assert problems() == []  # keys, triggers, CHECKs, placement: all healthy
 
     back = move("789", "local", batch_size=4)
@@ -392,7 +392,7 @@ def test_bad_requests_change_nothing(classes):
     # A class without partitions is only placed.
     assert "has no partitions" in move("999", "shard2").done
     assert placement.placement_of("999").decided_by == "move"
-    assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
+    assert here("SELECT count(*) FROM activity_grades_move_state") == [(0,)]
 
 
 @shard_test
@@ -403,7 +403,7 @@ def test_a_shard_that_is_down_is_named_and_nothing_changes(classes, settings):
     }
     with pytest.raises(MoveError, match="shard 'shard3' does not answer"):
         move("789", "shard3")
-    assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
+    assert here("SELECT count(*) FROM activity_grades_move_state") == [(0,)]
     assert [relkind(n) for n in class_tables("789")] == ["r", "r", "r"]
 
 
@@ -414,7 +414,7 @@ def test_the_command_dry_run_and_run(classes):
     text = out.getvalue()
     assert "Would move class 789 to shard2" in text
     assert f"copy {leaf('789', '2023_fall')} on default (7 rows)" in text
-    assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
+    assert here("SELECT count(*) FROM activity_grades_move_state") == [(0,)]
     assert rows_on("shard2", "789") == 0
     with pytest.raises(CommandError, match="--to"):
         call_command("move_class", "789", stdout=StringIO())
@@ -450,11 +450,11 @@ def test_a_term_split_by_month_moves_whole_into_one_term_table(classes):
 def test_one_run_per_class_at_a_time(classes):
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as holder:
         holder.execute(
-            "SELECT pg_advisory_lock(hashtext('activity_grades_class_move'), hashtext('789'))"
+            "SELECT pg_advisory_lock(hashtext('activity_grades_move_state'), hashtext('789'))"
         )
         with pytest.raises(MoveError, match="another move_class of class '789' is running"):
             move("789", "shard1")
-    assert here("SELECT count(*) FROM activity_grades_class_move") == [(0,)]
+    assert here("SELECT count(*) FROM activity_grades_move_state") == [(0,)]
     assert move("789", "shard1").rows == 13
 
 

@@ -63,7 +63,7 @@ STAGING_MARKER = "activity_grades:move-staging"
 
 @dataclass(frozen=True)
 class Move:
-    """One row of ``activity_grades_class_move``."""
+    """One row of ``activity_grades_move_state``."""
 
     class_id: str
     source: str
@@ -95,7 +95,7 @@ class Where:
 # -- the record ---------------------------------------------------------------------------
 
 _SELECT = (
-    "SELECT class_id, source, target, phase, progress, started_at FROM activity_grades_class_move"
+    "SELECT class_id, source, target, phase, progress, started_at FROM activity_grades_move_state"
 )
 
 
@@ -112,14 +112,14 @@ def read(cur: Cursor, class_id: str, *, lock: bool = False) -> Move | None:
 
 def all_moves(using: str) -> list[Move]:
     """Every unfinished move (none before migration 0018)."""
-    if not fetch_rows(using, "SELECT to_regclass('activity_grades_class_move') IS NOT NULL")[0][0]:
+    if not fetch_rows(using, "SELECT to_regclass('activity_grades_move_state') IS NOT NULL")[0][0]:
         return []
     return [_move(r) for r in fetch_rows(using, _SELECT + " ORDER BY class_id")]
 
 
 def start(cur: Cursor, class_id: str, source: str, target: str) -> Move:
     cur.execute(
-        "INSERT INTO activity_grades_class_move (class_id, source, target) VALUES (%s, %s, %s) "
+        "INSERT INTO activity_grades_move_state (class_id, source, target) VALUES (%s, %s, %s) "
         "RETURNING class_id, source, target, phase, progress, started_at",
         [class_id, source, target],
     )
@@ -129,7 +129,7 @@ def start(cur: Cursor, class_id: str, source: str, target: str) -> Move:
 def record_progress(cur: Cursor, class_id: str, table: str, last_id: str | None) -> None:
     """The last id of ``table`` copied (None: its target exists, nothing copied yet)."""
     cur.execute(
-        "UPDATE activity_grades_class_move SET progress = jsonb_set(progress, ARRAY[%s], "
+        "UPDATE activity_grades_move_state SET progress = jsonb_set(progress, ARRAY[%s], "
         "coalesce(to_jsonb(%s::text), 'null')), updated_at = now() WHERE class_id = %s",
         [table, last_id, class_id],
     )
@@ -137,7 +137,7 @@ def record_progress(cur: Cursor, class_id: str, table: str, last_id: str | None)
 
 def set_phase(cur: Cursor, class_id: str, phase: str) -> None:
     cur.execute(
-        "UPDATE activity_grades_class_move SET phase = %s, updated_at = now() WHERE class_id = %s",
+        "UPDATE activity_grades_move_state SET phase = %s, updated_at = now() WHERE class_id = %s",
         [phase, class_id],
     )
 
@@ -145,7 +145,7 @@ def set_phase(cur: Cursor, class_id: str, phase: str) -> None:
 def forget(cur: Cursor, class_id: str) -> None:
     """The move is over: its record and its log go."""
     cur.execute("DELETE FROM activity_grades_move_log WHERE class_id = %s", [class_id])
-    cur.execute("DELETE FROM activity_grades_class_move WHERE class_id = %s", [class_id])
+    cur.execute("DELETE FROM activity_grades_move_state WHERE class_id = %s", [class_id])
 
 
 def live(cur: Cursor, class_id: str) -> list[tuple[int, str, str | None, str]]:
@@ -181,7 +181,7 @@ def try_lock_run(using: str, class_id: str) -> bool:
     return bool(
         fetch_rows(
             using,
-            "SELECT pg_try_advisory_lock(hashtext('activity_grades_class_move'), hashtext(%s))",
+            "SELECT pg_try_advisory_lock(hashtext('activity_grades_move_state'), hashtext(%s))",
             [class_id],
         )[0][0]
     )
@@ -190,7 +190,7 @@ def try_lock_run(using: str, class_id: str) -> bool:
 def unlock_run(using: str, class_id: str) -> None:
     fetch_rows(
         using,
-        "SELECT pg_advisory_unlock(hashtext('activity_grades_class_move'), hashtext(%s))",
+        "SELECT pg_advisory_unlock(hashtext('activity_grades_move_state'), hashtext(%s))",
         [class_id],
     )
 

@@ -1,6 +1,6 @@
 """Moving a class between servers, issue 16's last slice (``manage.py move_class``).
 
-- ``activity_grades_class_move``: the one unfinished move of a class (source, target,
+- ``activity_grades_move_state``: the one unfinished move of a class (source, target,
   phase, the copy's progress), so an interrupted move resumes where it stopped;
 - ``activity_grades_move_log``: ids written to a moving class while it is copied, noted by
 - ``activity_grades_move_capture`` v1, the row trigger each of the class's tables on the

@@ -2,7 +2,7 @@
 
 Local -> shard, shard -> shard and shard -> local, online: the class's grades stay
 readable and writable on the source until one short swap. The steps, each resumable
-(the move's record, ``activity_grades_class_move``, says how far it got):
+(the move's record, ``activity_grades_move_state``, says how far it got):
 
 1. **start** (coordinator): the move's record, and the capture trigger on each of the
    class's tables there (local or foreign), which notes every id written from then on

@@ -4,7 +4,7 @@
 -- write; 'dropping': the coordinator points at the target, the source shard's tables are
 -- still to be dropped. progress: source table -> the last id copied (in the source's
 -- order), so an interrupted copy resumes there.
-CREATE TABLE activity_grades_class_move (
+CREATE TABLE activity_grades_move_state (
     class_id TEXT NOT NULL,
     source TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -12,11 +12,11 @@ CREATE TABLE activity_grades_class_move (
     progress JSONB NOT NULL DEFAULT '{}',
     started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    CONSTRAINT activity_grades_class_move_pkey PRIMARY KEY (class_id),
-    CONSTRAINT activity_grades_class_move_phase_check CHECK (phase IN ('copying', 'dropping')),
-    CONSTRAINT activity_grades_class_move_target_check CHECK (source <> target)
+    CONSTRAINT activity_grades_move_state_pkey PRIMARY KEY (class_id),
+    CONSTRAINT activity_grades_move_state_phase_check CHECK (phase IN ('copying', 'dropping')),
+    CONSTRAINT activity_grades_move_state_target_check CHECK (source <> target)
 );
-COMMENT ON TABLE activity_grades_class_move IS 'activity_grades:class-move';
+COMMENT ON TABLE activity_grades_move_state IS 'activity_grades:move-state';
 
 -- The ids written to a moving class since its copy began (activity_grades_move_capture).
 CREATE TABLE activity_grades_move_log (
