@@ -57,6 +57,7 @@ from ..db import shards as fdw
 from ..db.archive import Checksum
 from ..db.connection import Cursor, atomic, cursor, execute, lock_timeout_errors, set_lock_timeout
 from ..db.moves import Move, Where
+from ..partitions import shard_schema
 from .problems import Problem
 
 __all__ = [
@@ -126,11 +127,6 @@ def _where_now(cur: Cursor, table: str) -> str:
     return alias
 
 
-def _shard_schema(alias: str) -> str:
-    with cursor(alias) as cur:
-        return app_settings.SCHEMA or fdw.current_schema(cur)
-
-
 def _tables(using: str, class_id: str, source: str, target: str) -> list[Table]:
     schemas: dict[str, str] = {}
     out = []
@@ -156,7 +152,7 @@ def _tables(using: str, class_id: str, source: str, target: str) -> list[Table]:
 
 def _schema(alias: str, schemas: dict[str, str]) -> str:
     if alias not in schemas:
-        schemas[alias] = _shard_schema(alias)
+        schemas[alias] = shard_schema(alias)
     return schemas[alias]
 
 
@@ -284,7 +280,8 @@ def _move(cid: str, to: str, using: str, batch_size: int, say: Progress) -> Move
         if _catch_up(using, cid, tables, batch_size, say) <= SWAP_BACKLOG:
             break
     result.copied_again = _swap(using, move, batch_size, say)
-    result.tables = [t.name for t in _tables_after(using, cid, tables)]
+    with cursor(using) as cur:
+        result.tables = [name for _, name, _, _ in sql_moves.live(cur, cid)]
     if source != LOCAL:
         with cursor(using) as cur:
             finished = sql_moves.read(cur, cid)
@@ -296,12 +293,6 @@ def _move(cid: str, to: str, using: str, batch_size: int, say: Progress) -> Move
         f"counts and checksums equal"
     )
     return result
-
-
-def _tables_after(using: str, class_id: str, before: list[Table]) -> list[Table]:
-    with cursor(using) as cur:
-        names = {name for _, name, _, _ in sql_moves.live(cur, class_id)}
-    return [t for t in before if t.name in names] or before
 
 
 def _record_placement(using: str, class_id: str, to: str) -> None:
@@ -652,7 +643,7 @@ def _drop_source(using: str, move: Move) -> str:
             for p in remote.foreign_partitions(cur)
             if p.server == server_name(move.source)
         }
-    schema = _shard_schema(move.source)
+    schema = shard_schema(move.source)
     dropped = []
     with atomic(move.source), cursor(move.source) as cur:
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
