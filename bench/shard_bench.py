@@ -179,6 +179,40 @@ def _shard(stack: ExitStack, prefix: str) -> Server:
     return server
 
 
+def start_servers(stack: ExitStack) -> tuple[str, list[str], dict[str, str]]:
+    """A coordinator and two shard servers of its own, stopped when ``stack`` closes: the
+    coordinator's URL, the shards' (database ``grades``) and the environment naming them to
+    Django (``DATABASE_SHARD_URLS``: aliases ``shard1``, ``shard2``)."""
+    coordinator = stack.enter_context(own_server("ag-bench-coord-")).url()
+    shard_urls = [_shard(stack, f"ag-bench-shard{i}-").url(SHARD_DATABASE) for i in (1, 2)]
+    return coordinator, shard_urls, _env(coordinator, shard_urls)
+
+
+def set_up(env: dict[str, str], coordinator: str, placement: dict[str, str]) -> str:
+    """Migrate the demo project onto the coordinator, seed ``len(placement)`` classes
+    (``c1``, ``c2``, ...; 10 activities each) and two terms, place each class as
+    ``placement`` says, run ``setup_shards`` and ``create_partitions --all-terms``; return
+    the server's version."""
+    _manage(env, "migrate", "-v0")
+    with psycopg.connect(coordinator, autocommit=True) as conn:
+        legacy.seed(conn, len(placement), 10)
+        row = conn.execute("SHOW server_version").fetchone()
+    assert row is not None
+    version = str(row[0])
+    place = "; ".join(f"placement.place({c!r}, {s!r})" for c, s in placement.items())
+    _manage(env, "shell", "-c", f"from activity_grades import placement; {place}")
+    _manage(env, "setup_shards", "-v0")
+    _manage(env, "create_partitions", "--all-terms", "-v0")
+    return version
+
+
+def load(conn: psycopg.Connection, class_id: str, rows: int) -> float:
+    """``rows`` grades of ``class_id`` through the parent (``LOAD``); return the seconds."""
+    start = time.perf_counter()
+    conn.execute(LOAD, {"c": class_id, "n": rows})
+    return time.perf_counter() - start
+
+
 def _parallel(args: argparse.Namespace, url: str, classes: list[str], tag: str) -> int:
     """Rows written by --writers processes in --seconds, writer w into classes[w % n]."""
     procs = [
@@ -209,23 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     began = time.monotonic()
     with ExitStack() as stack:
-        coordinator = stack.enter_context(own_server("ag-bench-coord-")).url()
-        shard_urls = [_shard(stack, f"ag-bench-shard{i}-").url(SHARD_DATABASE) for i in (1, 2)]
-        env = _env(coordinator, shard_urls)
-        _manage(env, "migrate", "-v0")
+        coordinator, shard_urls, env = start_servers(stack)
+        version = set_up(env, coordinator, PLACEMENT)
         with psycopg.connect(coordinator, autocommit=True) as conn:
-            legacy.seed(conn, len(PLACEMENT), 10)
-            version = conn.execute("SHOW server_version").fetchone()[0]
-        place = "; ".join(f"placement.place({c!r}, {s!r})" for c, s in PLACEMENT.items())
-        _manage(env, "shell", "-c", f"from activity_grades import placement; {place}")
-        _manage(env, "setup_shards", "-v0")
-        _manage(env, "create_partitions", "--all-terms", "-v0")
-        load: dict[str, float] = {}
-        with psycopg.connect(coordinator, autocommit=True) as conn:
-            for c in PLACEMENT:
-                start = time.perf_counter()
-                conn.execute(LOAD, {"c": c, "n": args.rows})
-                load[c] = time.perf_counter() - start
+            loaded = {c: load(conn, c, args.rows) for c in PLACEMENT}
             conn.execute("ANALYZE")
         for url in shard_urls:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -240,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             "load through the parent (INSERT ... SELECT, rows/s): "
-            + ", ".join(f"{c} ({PLACEMENT[c]}) {args.rows / s:,.0f}" for c, s in load.items()),
+            + ", ".join(f"{c} ({PLACEMENT[c]}) {args.rows / s:,.0f}" for c, s in loaded.items()),
             flush=True,
         )
         payload = {
