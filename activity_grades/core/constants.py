@@ -36,6 +36,8 @@ __all__ = [
     "PARTITION_MARKER",
     "PARTITION_TRIGGERS",
     "PLACEMENT_TABLE",
+    "MOVE_LOG_TABLE",
+    "MOVE_STATE_TABLE",
     "REGISTRY_TABLE",
     "ROUTE_LEGACY_TRIGGER",
     "ROUTE_TRIGGER",
@@ -81,6 +83,8 @@ LEGACY_CLASS = "\x01legacy"
 
 # Migration 0014: where each class lives (issue 16, docs/sharding.md), decided once.
 PLACEMENT_TABLE = "activity_grades_placement"
+MOVE_STATE_TABLE = "activity_grades_move_state"  # migration 0018: move_class
+MOVE_LOG_TABLE = "activity_grades_move_log"
 
 # Ownership markers (COMMENT ON TABLE): the app only drops or detaches what carries one.
 PARTITION_MARKER = "activity_grades:partition"

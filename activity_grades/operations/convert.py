@@ -51,6 +51,8 @@ from ..core.constants import (
     LEGACY_MARKER,
     LEGACY_TABLE,
     MONTH_REGISTRY_TABLE,
+    MOVE_LOG_TABLE,
+    MOVE_STATE_TABLE,
     PARENT,
     PLACEMENT_TABLE,
     REGISTRY_TABLE,
@@ -730,6 +732,8 @@ def _app_tables() -> list[str]:
         CONVERSION_MOVED_TABLE,
         PLACEMENT_TABLE,  # migration 0014
         MONTH_REGISTRY_TABLE,
+        MOVE_STATE_TABLE,  # migration 0018
+        MOVE_LOG_TABLE,
     ]
 
 
