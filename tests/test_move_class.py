@@ -87,6 +87,17 @@ def class_tables(class_id: str) -> list[str]:
     return [leaf(class_id, None), *(leaf(class_id, t) for t in TERMS)]
 
 
+def new_grade(grade_id: str, activity: str, student: str, at: dt.datetime) -> None:
+    ActivityGrade.objects.create(
+        id=grade_id,
+        activity_id=activity,
+        student_id=student,
+        status="graded",
+        submitted_at=at,
+        created_at=at,
+    )
+
+
 def move(class_id: str, to: str, **kwargs) -> move_class.MoveResult:
     return move_class.move_class(class_id, to, **kwargs)
 
@@ -146,22 +157,8 @@ def test_a_local_class_moves_to_a_shard_and_back(classes):
     assert problems() == []
     # Uniqueness still holds across the tree, and writes route into the moved class.
     with pytest.raises(IntegrityError), transaction.atomic():
-        ActivityGrade.objects.create(
-            id="789-f-1",
-            activity_id="789/a0",
-            student_id="x",
-            status="graded",
-            submitted_at=OUTSIDE,
-            created_at=OUTSIDE,
-        )
-    ActivityGrade.objects.create(
-        id="789-new",
-        activity_id="789/a1",
-        student_id="new",
-        status="graded",
-        submitted_at=OUTSIDE,
-        created_at=OUTSIDE,
-    )
+        new_grade("789-f-1", "789/a0", "x", OUTSIDE)
+    new_grade("789-new", "789/a1", "new", OUTSIDE)
     assert len(grades("789")) == 14
 
 
@@ -337,14 +334,7 @@ def test_writers_wait_for_the_swap_and_readers_do_not(classes):
 
     def write() -> None:
         try:
-            ActivityGrade.objects.create(
-                id="789-waited",
-                activity_id="789/a0",
-                student_id="w",
-                status="graded",
-                submitted_at=new_at,
-                created_at=new_at,
-            )
+            new_grade("789-waited", "789/a0", "w", new_at)
             results["write"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             results["write"] = exc

@@ -10,6 +10,8 @@ PostgreSQL servers; without them (or without postgres_fdw) the tests skip and sa
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import StringIO
 
 import pytest
@@ -222,23 +224,30 @@ def test_a_timestamp_the_shard_could_not_give_back_is_refused():
     assert rows_in("shard1", "activity_grades") == 0 and keys("123") == 0
 
 
-@shard_test
-def test_a_shard_that_is_down_is_named_and_nothing_is_stored(settings):
-    premade()
-    svc = ActivityGradeService()
+@contextmanager
+def shard2_down(settings) -> Iterator[None]:
+    """shard2's alias pointed where nothing listens for the duration."""
     shard2 = settings.DATABASES["shard2"]
     port = shard2["PORT"]
     connections["shard2"].close()
     shard2["PORT"] = str(CLOSED_PORT)
     try:
+        yield
+    finally:
+        connections["shard2"].close()
+        shard2["PORT"] = port
+
+
+@shard_test
+def test_a_shard_that_is_down_is_named_and_nothing_is_stored(settings):
+    premade()
+    svc = ActivityGradeService()
+    with shard2_down(settings):
         rows = [grade("123/a0", "s1"), grade("789/a0", "s1"), grade("456/a0", "s1")]
         with pytest.raises(ShardError, match="shard 'shard2'"):
             svc.record_many(rows)
         # The other shard and the local class keep working.
         svc.record_many([grade("123/a1", "s2"), grade("789/a1", "s2")])
-    finally:
-        connections["shard2"].close()
-        shard2["PORT"] = port
     assert rows_in("shard2", "activity_grades") == 0
     assert rows_in("shard1", "activity_grades") == 1
     assert rows_in("default", leaf("789", "2023_fall")) == 1
@@ -250,16 +259,9 @@ def test_a_shard_that_is_down_is_named_and_nothing_is_stored(settings):
 def test_a_partition_made_on_demand_on_a_down_shard_names_it(settings):
     """No partition of class 456 yet: record() would make it on shard2, which is down."""
     svc = ActivityGradeService()
-    shard2 = settings.DATABASES["shard2"]
-    port = shard2["PORT"]
-    connections["shard2"].close()
-    shard2["PORT"] = str(CLOSED_PORT)
-    try:
+    with shard2_down(settings):
         with pytest.raises(ShardError, match="shard 'shard2' did not answer"):
             svc.record("456/a0", "s1", status="graded", submitted_at=FALL, created_at=FALL)
         svc.record("123/a0", "s1", status="graded", submitted_at=FALL, created_at=FALL)
-    finally:
-        connections["shard2"].close()
-        shard2["PORT"] = port
     assert here("SELECT count(*) FROM activity_grades_partition WHERE class_id = '456'") == [(0,)]
     assert keys("456") == 0 and keys("123") == 1
