@@ -38,11 +38,12 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from ..core.constants import LOGGER_NAME, PARENT, PARTITION_MARKER, Granularity
 from ..core.exceptions import MoveError
@@ -486,6 +487,8 @@ def _swap(using: str, move: Move, batch_size: int, say: Progress) -> list[str]:
         held = None
         if move.source != LOCAL:
             held = stack.enter_context(_shard_transaction(move.source))
+        reader = _Reader()
+        stack.callback(reader.close)
         stack.enter_context(atomic(using))
         cur = stack.enter_context(cursor(using))
         set_lock_timeout(cur, app_settings.LOCK_TIMEOUT)
@@ -507,14 +510,14 @@ def _swap(using: str, move: Move, batch_size: int, say: Progress) -> list[str]:
         say(f"class {class_id}: writes paused, applying the last changes and verifying")
         _apply_log(using, class_id, tables, batch_size, until_empty=True)
         for t in tables:
-            if t in late or _checksums(t, cols, held, cur) is not None:
+            if t in late or _checksums(t, cols, held, cur, reader) is not None:
                 if t not in late:
                     again.append(t.name)
                     logger.warning(
                         "%s: checksums differ from %s, copying it again", t.target, t.source
                     )
                 _recopy(t, cols, batch_size, held, cur)
-                differ = _checksums(t, cols, held, cur)
+                differ = _checksums(t, cols, held, cur, reader)
                 if differ is not None:
                     raise MoveError(
                         f"{t.name}: {t.target} does not match {t.source} after copying it "
@@ -550,16 +553,40 @@ def _lock_against_writes(cur: Cursor, table: str, class_id: str) -> None:
 
 
 def _checksums(
-    t: Table, cols: list[str], held: Cursor | None, here: Cursor
+    t: Table, cols: list[str], held: Cursor | None, here: Cursor, reader: _Reader
 ) -> tuple[Checksum, Checksum] | None:
-    """None when ``t``'s source and target agree, else (source's, target's)."""
-    src = sql_moves.checksum(_cursor_for(t.source, held, here), t.source, cols, t.only)
-    if t.target.schema is None:
+    """None when ``t``'s source and target agree, else (source's, target's).
+
+    The two servers read at once: the side on a shard (its rows committed, its writers
+    locked out) in the reader's thread, the other in this thread's transaction."""
+    if t.target.schema is not None:
+        other = reader.checksum(t.target, cols, only=True)
+        src = sql_moves.checksum(_cursor_for(t.source, held, here), t.source, cols, t.only)
+        dst = other.result()
+    else:  # a local target, filled in this transaction; the source is then a shard
+        other = reader.checksum(t.source, cols, only=t.only)
         dst = sql_moves.checksum(here, t.target, cols, True)
-    else:
-        with cursor(t.target.alias) as cur:
-            dst = sql_moves.checksum(cur, t.target, cols, True)
+        src = other.result()
     return None if src == dst else (src, dst)
+
+
+class _Reader:
+    """One more thread, with connections of its own, for :func:`_checksums`."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="move-class")
+
+    def checksum(self, where: Where, cols: list[str], *, only: bool) -> Future[Checksum]:
+        return self._pool.submit(_checksum_here, where, cols, only)
+
+    def close(self) -> None:
+        self._pool.submit(connections.close_all).result()  # that thread's connections
+        self._pool.shutdown()
+
+
+def _checksum_here(where: Where, cols: list[str], only: bool) -> Checksum:
+    with cursor(where.alias) as cur:
+        return sql_moves.checksum(cur, where, cols, only)
 
 
 def _cursor_for(where: Where, held: Cursor | None, here: Cursor) -> Cursor:
