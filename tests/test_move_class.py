@@ -504,3 +504,22 @@ def test_an_archived_term_is_restored_where_the_class_is_now(classes):
         assert problems() == []
     finally:
         drop_archive()
+
+
+@shard_test
+def test_the_copy_does_not_chase_rows_inserted_after_it_began(classes):
+    """Each table is copied up to the greatest id it held when its copy began; a row
+    inserted later (past that id) is in the log and copied once, from there."""
+    fall = leaf("789", "2023_fall")
+    inserted = []
+
+    def insert_past_the_end(line: str) -> None:
+        if inserted or not line.startswith(fall):
+            return
+        new_grade("789-zz", "789/a1", "late", dt.datetime(2023, 9, 30, tzinfo=dt.timezone.utc))
+        inserted.append(True)
+
+    result = move("789", "shard1", batch_size=2, progress=insert_past_the_end)
+    assert inserted and result.rows == 13  # the rows there when the copy began
+    assert rows_in("shard1", fall) == 8  # and the late one, from the log
+    assert problems() == []

@@ -32,6 +32,7 @@ __all__ = [
     "drop",
     "inherit",
     "mark",
+    "max_id",
     "rename",
     "delete_all",
     "delete_ids",
@@ -263,19 +264,32 @@ def _cols(cols: Sequence[str]) -> sql.Composable:
 
 
 def read_batch(
-    cur: Cursor, where: Where, cols: Sequence[str], only: bool, after: str | None, limit: int
+    cur: Cursor,
+    where: Where,
+    cols: Sequence[str],
+    only: bool,
+    after: str | None,
+    limit: int,
+    upto: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    """The next ``limit`` rows after id ``after``, in the table's own id order (its
-    primary key's: each batch is an index range scan)."""
-    after_sql = sql.SQL("" if after is None else "WHERE id > %s ")
+    """The next ``limit`` rows after id ``after`` (and not past ``upto``), in the table's
+    own id order (its primary key's: each batch is an index range scan)."""
+    conds = [(c, v) for c, v in (("id > %s", after), ("id <= %s", upto)) if v is not None]
+    where_sql = sql.SQL("WHERE " + " AND ".join(c for c, _ in conds) + " " if conds else "")
     execute(
         cur,
         sql.SQL("SELECT {} {} {}ORDER BY id LIMIT %s").format(
-            _cols(cols), _from(where, only), after_sql
+            _cols(cols), _from(where, only), where_sql
         ),
-        [limit] if after is None else [after, limit],
+        [*(v for _, v in conds), limit],
     )
     return list(cur.fetchall())
+
+
+def max_id(cur: Cursor, where: Where, only: bool) -> str | None:
+    execute(cur, sql.SQL("SELECT max(id) {}").format(_from(where, only)))
+    found = cur.fetchone()[0]
+    return None if found is None else str(found)
 
 
 def read_ids(

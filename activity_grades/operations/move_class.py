@@ -9,9 +9,10 @@ readable and writable on the source until one short swap. The steps, each resuma
    (``activity_grades_move_log``); then the target's tables (on the target shard under the
    partitions' names, marked as partitions but pointed at by nothing yet; locally, tables
    named ``activity_grades_moving_<registry id>`` outside the tree);
-2. **copy**: each table's rows in batches in id order, read on the source's server and
-   COPYed into the target's (never through a foreign table), each batch committed with
-   its progress; an interrupted copy resumes after the last id recorded;
+2. **copy**: each table's rows in batches in id order up to the greatest id it held when
+   its copy began (later rows are in the log), read on the source's server and COPYed
+   into the target's (never through a foreign table), each batch committed with its
+   progress; an interrupted copy resumes after the last id recorded;
 3. **catch up**: the ids the log noted, copied again (deleted on the target, then the
    source's current row, if any, written), until few are left;
 4. **swap**, one coordinator transaction: the source's tables locked against writes
@@ -380,14 +381,20 @@ def _check_target_marker(cur: Cursor, target: Where) -> None:
 
 
 def _copy(using: str, move: Move, t: Table, batch_size: int, say: Progress) -> int:
-    """Copy ``t`` batch by batch from where the record says; return the rows copied."""
+    """Copy ``t`` batch by batch from where the record says; return the rows copied.
+
+    Up to the greatest id it holds now: every row written after the capture triggers
+    were made is in the log, so the copy does not chase rows inserted meanwhile (they
+    would be copied twice)."""
     with cursor(using) as cur:
         cols = catalog.grade_columns(cur)
     after = move.progress.get(t.name)
+    with cursor(t.source.alias) as cur:
+        upto = sql_moves.max_id(cur, t.source, t.only)
     copied = 0
-    while True:
+    while upto is not None:
         with cursor(t.source.alias) as cur:
-            rows = sql_moves.read_batch(cur, t.source, cols, t.only, after, batch_size)
+            rows = sql_moves.read_batch(cur, t.source, cols, t.only, after, batch_size, upto)
         if not rows:
             return copied
         _write(t.target, cols, rows)
@@ -397,6 +404,7 @@ def _copy(using: str, move: Move, t: Table, batch_size: int, say: Progress) -> i
         move.progress[t.name] = after
         copied += len(rows)
         say(f"{t.name}: {copied} rows copied to {t.target}")
+    return copied
 
 
 def _write(target: Where, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
