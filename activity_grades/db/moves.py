@@ -233,18 +233,25 @@ def drop_capture(cur: Cursor, table: str) -> None:
         )
 
 
-def logged(cur: Cursor, class_id: str, limit: int) -> list[tuple[int, str]]:
-    """The oldest ``limit`` entries (seq, id) of the class's log."""
+def logged(
+    cur: Cursor, class_id: str, limit: int, upto_seq: int | None = None
+) -> list[tuple[int, str]]:
+    """The oldest ``limit`` entries (seq, id) of the class's log (not past ``upto_seq``)."""
     cur.execute(
-        "SELECT seq, id FROM activity_grades_move_log WHERE class_id = %s ORDER BY seq LIMIT %s",
-        [class_id, limit],
+        "SELECT seq, id FROM activity_grades_move_log WHERE class_id = %s "
+        "AND (%s::bigint IS NULL OR seq <= %s) ORDER BY seq LIMIT %s",
+        [class_id, upto_seq, upto_seq, limit],
     )
     return [(int(r[0]), str(r[1])) for r in cur.fetchall()]
 
 
-def waiting(cur: Cursor, class_id: str) -> int:
-    cur.execute("SELECT count(*) FROM activity_grades_move_log WHERE class_id = %s", [class_id])
-    return int(cur.fetchone()[0])
+def waiting(cur: Cursor, class_id: str) -> tuple[int, int | None]:
+    """(entries, greatest seq) of the class's log."""
+    cur.execute(
+        "SELECT count(*), max(seq) FROM activity_grades_move_log WHERE class_id = %s", [class_id]
+    )
+    count, last = cur.fetchone()
+    return int(count), None if last is None else int(last)
 
 
 def forget_logged(cur: Cursor, seqs: list[int]) -> None:

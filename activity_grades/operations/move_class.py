@@ -14,16 +14,17 @@ readable and writable on the source until one short swap. The steps, each resuma
    into the target's (never through a foreign table), each batch committed with its
    progress; an interrupted copy resumes after the last id recorded;
 3. **catch up**: the ids the log noted, copied again (deleted on the target, then the
-   source's current row, if any, written), until few are left;
+   source's current row, if any, written), in rounds of what was logged when each began,
+   until few are left;
 4. **swap**, one coordinator transaction: the source's tables locked against writes
    (reads go on: ``SHARE ROW EXCLUSIVE``, on the shard for a shard's tables), the rest
-   of the log applied, every table's count and checksum compared, source with target (a
-   difference is copied again whole, then compared again; still different: nothing
-   changes, the error says which table), then the source's tables on the coordinator
-   dropped (marker checked) and the target's made partitions under the same names
-   (foreign tables for a shard, the staging tables renamed and attached for local), the
-   placement recorded (``decided_by = 'move'``). Writers that waited on the lock resume
-   against the new table of the same name;
+   of the log applied, every table's count and checksum compared, source with target,
+   both servers reading at once (a difference is copied again whole, then compared
+   again; still different: nothing changes, the error says which table), then the
+   source's tables on the coordinator dropped (marker checked) and the target's made
+   partitions under the same names (foreign tables for a shard, the staging tables
+   renamed and attached for local), the placement recorded (``decided_by = 'move'``).
+   Writers that waited on the lock resume against the new table of the same name;
 5. **drop** (a shard source): its tables there dropped in the shard transaction that
    locked them, after the coordinator's commit. An interruption in between leaves the
    record in phase ``'dropping'`` (``activity_grades.E040``): the next ``move_class`` or
@@ -421,28 +422,29 @@ def _write(target: Where, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
 def _catch_up(
     using: str, class_id: str, tables: list[Table], batch_size: int, say: Progress
 ) -> int:
-    """Copy the logged ids again, one batch; return how many entries were left before it."""
+    """Copy again the ids logged so far (not those logged meanwhile: writers faster than
+    this would keep it going); return how many entries there were."""
     with cursor(using) as cur:
-        waiting = sql_moves.waiting(cur, class_id)
+        waiting, last = sql_moves.waiting(cur, class_id)
     if waiting:
-        _apply_log(using, class_id, tables, batch_size, until_empty=False)
+        _apply_log(using, class_id, tables, batch_size, upto_seq=last)
         say(f"class {class_id}: {waiting} writes made during the copy copied again")
     return waiting
 
 
 def _apply_log(
-    using: str, class_id: str, tables: list[Table], batch_size: int, *, until_empty: bool
+    using: str, class_id: str, tables: list[Table], batch_size: int, upto_seq: int | None = None
 ) -> None:
-    """Each logged id: deleted from every target table, the source's row (if any) written
-    to its term's. The entries read are deleted after the target's commit, so a write
-    noted while this runs is copied by the next batch."""
+    """Each logged id (up to ``upto_seq``; None: all): deleted from every target table,
+    the source's row (if any) written to its term's. The entries read are deleted after
+    the target's commit, so a write noted while this runs is copied by the next batch."""
     with cursor(using) as cur:
         cols = catalog.grade_columns(cur)
     by_term = {t.term_id: t for t in tables}
     source = _class_source(tables)
     while True:
         with cursor(using) as cur:
-            entries = sql_moves.logged(cur, class_id, batch_size)
+            entries = sql_moves.logged(cur, class_id, batch_size, upto_seq)
         if not entries:
             return
         ids = list(dict.fromkeys(i for _, i in entries))
@@ -467,8 +469,6 @@ def _apply_log(
             )
         with atomic(using), cursor(using) as cur:
             sql_moves.forget_logged(cur, [seq for seq, _ in entries])
-        if not until_empty and len(entries) < batch_size:
-            return
 
 
 def _class_source(tables: list[Table]) -> Where:
@@ -516,7 +516,7 @@ def _swap(using: str, move: Move, batch_size: int, say: Progress) -> list[str]:
         for t in late:  # made after the move started: copied whole, under the lock
             _prepare(using, move, t)
         say(f"class {class_id}: writes paused, applying the last changes and verifying")
-        _apply_log(using, class_id, tables, batch_size, until_empty=True)
+        _apply_log(using, class_id, tables, batch_size)
         for t in tables:
             if t in late or _checksums(t, cols, held, cur, reader) is not None:
                 if t not in late:
