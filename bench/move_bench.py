@@ -34,13 +34,15 @@ both phases, and failures. Asserted, data only: no write and no read failed, and
 each move the rows of ``c1`` on the target server (counted there) are the rows loaded plus
 every insert so far, and none is left on a shard it left. Nothing is asserted on time.
 
-The writers never pause, so the class grows while it moves (its new ids sort after the
-copy's cursor, which follows them until it catches up): every move moves the rows loaded
-plus all inserts so far, and with 100,000 rows a run took over 9 minutes here (a local
-class grew tenfold during its move), hence 20,000 by default (about a minute). The swap's
-pause grows with the class (counts and checksums are compared under the lock). "swapped to"
-is said after the commit, and may come later than the writers resume (the mover's thread
-shares the GIL with the reader): the writers' worst latency is the pause they saw.
+The writers never pause, so the class grows while it moves: the copy takes each table up
+to the greatest id it held when its copy began, and the rows inserted later reach the
+target through the capture log (the catch-up rounds, then the swap). Every move moves the
+rows loaded plus all inserts so far; with 100,000 rows a run took over 9 minutes here,
+hence 20,000 by default (about three minutes). The swap's pause is split in two, from the
+mover's progress lines: applying the changes the catch-up left, and the counts and
+checksums. "swapped to" is said after the commit, and may come later than the writers
+resume (the mover's thread shares the GIL with the reader): the writers' worst latency is
+the pause they saw.
 
 The three servers, the writers, the reader and the mover share this machine's cores: the
 move's rate is the rate under that load, and so is the baseline's.
@@ -75,6 +77,7 @@ STILL = {"local": "c2", "shard1": "c3", "shard2": "c4"}
 CYCLE = ["shard1", "shard2", "local"]
 READ_TERM = "2024_spring"  # the writers insert into the fall term: this one stays its size
 PAUSED, SWAPPED = "writes paused", "swapped to"
+APPLIED, VERIFIED = "last changes applied", "verified, swapping"  # inside the swap
 
 # One writer process: single-row INSERTs through the parent until the stop file exists;
 # prints [start, end, error or null] of each (time.monotonic: one clock for every process).
@@ -325,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                 "worst_from": _ms(worst[0] - paused),
                 "worst_to": _ms(worst[1] - paused),
                 "swap": _ms(swapped - paused),
+                "swap_log": _ms(moving.at(APPLIED) - paused),
+                "swap_verify": _ms(moving.at(VERIFIED) - moving.at(APPLIED)),
                 "overlapping": sum(1 for w in moving.writes if w[0] < swapped and w[1] > paused),
                 "read_base": _ms(max(e - s for s, e, _ in base.reads)),
                 "read_move": _ms(max(e - s for s, e, _ in moving.reads)),
@@ -367,6 +372,8 @@ def _table(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("  it started, ms after 'writes paused'", "worst_from", ".1f"),
         ("  it ended, ms after 'writes paused'", "worst_to", ".1f"),
         ("'writes paused' to 'swapped to', ms", "swap", ".1f"),
+        ("  of which: the last changes applied, ms", "swap_log", ".1f"),
+        ("  of which: counts and checksums, ms", "swap_verify", ".1f"),
         ("  inserts overlapping it", "overlapping", "d"),
         ("gradebook worst, ms: class not moving", "read_base", ".0f"),
         ("gradebook worst, ms: class moving", "read_move", ".0f"),

@@ -77,7 +77,7 @@ __all__ = [
 logger = logging.getLogger(LOGGER_NAME)
 
 UNFINISHED_MOVE = "activity_grades.E040"
-CATCH_UP_ROUNDS = 5  # rounds of the log before the swap; the swap applies what is left
+CATCH_UP_ROUNDS = 20  # at most; the swap applies what is left
 SWAP_BACKLOG = 1000  # catch up until at most this many ids wait for the swap
 
 Progress = Callable[[str], None]
@@ -279,9 +279,14 @@ def _move(cid: str, to: str, using: str, batch_size: int, say: Progress) -> Move
         _prepare(using, move, t)
     for t in tables:
         result.rows += _copy(using, move, t, batch_size, say)
+    # Rounds while the log shrinks: writers faster than the catch-up would keep it going
+    # for ever, and then the swap (writers waiting) takes the rest.
+    before = None
     for _ in range(CATCH_UP_ROUNDS):
-        if _catch_up(using, cid, tables, batch_size, say) <= SWAP_BACKLOG:
+        waiting = _catch_up(using, cid, tables, batch_size, say)
+        if waiting <= SWAP_BACKLOG or (before is not None and waiting >= before):
             break
+        before = waiting
     result.copied_again = _swap(using, move, batch_size, say)
     with cursor(using) as cur:
         result.tables = [name for _, name, _, _ in sql_moves.live(cur, cid)]
@@ -517,6 +522,7 @@ def _swap(using: str, move: Move, batch_size: int, say: Progress) -> list[str]:
             _prepare(using, move, t)
         say(f"class {class_id}: writes paused, applying the last changes and verifying")
         _apply_log(using, class_id, tables, batch_size)
+        say(f"class {class_id}: last changes applied, verifying {len(tables)} tables")
         for t in tables:
             if t in late or _checksums(t, cols, held, cur, reader) is not None:
                 if t not in late:
@@ -532,6 +538,7 @@ def _swap(using: str, move: Move, batch_size: int, say: Progress) -> list[str]:
                         f"again (source {differ[0]}, target {differ[1]}): nothing was swapped, "
                         f"class {class_id!r} stays on {move.source!r}"
                     )
+        say(f"class {class_id}: verified, swapping")
         _swap_tables(cur, move, tables)
         recorded_placement.record(cur, class_id, move.target, "move")
         if move.source == LOCAL:
