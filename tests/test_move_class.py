@@ -523,3 +523,20 @@ def test_the_copy_does_not_chase_rows_inserted_after_it_began(classes):
     assert inserted and result.rows == 13  # the rows there when the copy began
     assert rows_in("shard1", fall) == 8  # and the late one, from the log
     assert problems() == []
+
+
+@shard_test
+def test_archiving_waits_for_an_unfinished_move(classes):
+    with pytest.raises(RuntimeError):
+        move("123", "shard2", batch_size=2, progress=_raise_on_copy)
+    with pytest.raises(CommandError, match="being moved by move_class"):
+        call_command("archive_grades", "--term", "2023_fall", "--noinput", stdout=StringIO())
+    assert relkind(leaf("123", "2023_fall")) == "f"  # nothing archived
+    move("123", "shard2")
+    drop_archive()
+    try:
+        out = StringIO()
+        call_command("archive_grades", "--term", "2023_fall", "--noinput", stdout=out)
+        assert "Archived 21 rows from 3 partitions" in out.getvalue()
+    finally:
+        drop_archive()

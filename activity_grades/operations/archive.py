@@ -28,7 +28,7 @@ from ..core.exceptions import ArchiveError
 from ..core.settings import app_settings
 from ..core.signals import send_on_commit, term_archived
 from ..db import archive as sql_archive
-from ..db import catalog, chunks, ddl, dispatch, lms, months, registry, shard_partitions
+from ..db import catalog, chunks, ddl, dispatch, lms, months, moves, registry, shard_partitions
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
 from . import shard_archive
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
@@ -343,6 +343,16 @@ def plan(
                 "archive those terms with --no-keep-detached"
             )
         shard_archive.require_shards([r.shard for _, r in sharded], "count its partitions' rows")
+        moving = {m.class_id: m.target for m in moves.all_moves(using)}
+        busy = sorted({row.class_id for row, _ in leaves if row.class_id in moving})
+        if busy:
+            raise ArchiveError(
+                "class(es) "
+                + ", ".join(f"{c!r} (to {moving[c]!r})" for c in busy)
+                + " are being moved by move_class: finish or --abort the move first, then "
+                "archive (the move copies the class's live tables; an archived one would be "
+                "left behind on the target)"
+            )
         for row, size in leaves:
             if not row.academic_year:
                 raise ArchiveError(f"term {row.term_id!r} has no academic year: cannot archive it")
