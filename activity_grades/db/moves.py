@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
+from . import leaves
 from .archive import Checksum, checksum_expr
 from .connection import Cursor, execute, fetch_rows
 
@@ -324,10 +325,7 @@ def delete_all(cur: Cursor, where: Where) -> None:
 
 def copy_in(cur: Any, where: Where, cols: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """COPY ``rows`` into a target table on a Django cursor of its server."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(where.ident, _cols(cols))
-    with cur.cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+    leaves.copy_rows(cur, where.table, cols, rows, where.schema)
 
 
 def checksum(cur: Cursor, where: Where, cols: Sequence[str], only: bool) -> Checksum:
