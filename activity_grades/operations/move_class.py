@@ -356,7 +356,7 @@ def _prepare(using: str, move: Move, t: Table) -> None:
                 unique,
                 sql_moves.STAGING_MARKER,
             )
-            exists = catalog.marker_of(cur, target.table) is not None
+            exists = remote.relkind(cur, target.table) is not None
         else:
             statements = remote.remote_ddl(
                 target.schema, target.table, move.class_id, t.term_id, bounds, names, unique
