@@ -540,3 +540,18 @@ def test_archiving_waits_for_an_unfinished_move(classes):
         assert "Archived 21 rows from 3 partitions" in out.getvalue()
     finally:
         drop_archive()
+
+
+@shard_test
+def test_a_class_placed_on_a_shard_with_local_tables_moves_there(classes):
+    """E038: the placement says shard1, the tables are local (made before the class was
+    placed); move_class moves them where the placement says."""
+    with connection.cursor() as cur:
+        recorded_placement.record(cur, "789", "shard1", "place")
+    assert "activity_grades.E038" in {p.id for p in problems()}
+    before = grades("789")
+    result = move("789", "shard1")
+    assert result.source == "local" and result.rows == 13
+    assert [relkind(n) for n in class_tables("789")] == ["f", "f", "f"]
+    assert grades("789") == before
+    assert problems() == []
