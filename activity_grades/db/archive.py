@@ -102,12 +102,16 @@ def copy_leaf(cur: Cursor, leaf: str, target: str, cols: list[str], year: str) -
     return cur.rowcount
 
 
-def checksum_leaf(cur: Cursor, cols: list[str], leaf: str, *, only: bool = True) -> Checksum:
-    """Checksum of ``leaf``'s rows (``only=False``: with its month tables)."""
+def checksum_leaf(
+    cur: Cursor, cols: list[str], leaf: str, *, only: bool = True, schema: str | None = None
+) -> Checksum:
+    """Checksum of ``leaf``'s rows (``only=False``: with its month tables); ``schema``
+    names where it is on a shard (the cursor's server)."""
+    table = sql.Identifier(schema, leaf) if schema else sql.Identifier(leaf)
     execute(
         cur,
         _checksum(cols, "l")
-        + sql.SQL(" FROM {}{} l").format(sql.SQL("ONLY " if only else ""), sql.Identifier(leaf)),
+        + sql.SQL(" FROM {}{} l").format(sql.SQL("ONLY " if only else ""), table),
     )
     return _one(cur)
 

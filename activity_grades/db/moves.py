@@ -17,7 +17,6 @@ from typing import Any
 from psycopg import sql
 
 from . import leaves
-from .archive import Checksum, checksum_expr
 from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
@@ -26,7 +25,6 @@ __all__ = [
     "STAGING_MARKER",
     "Where",
     "all_moves",
-    "checksum",
     "copy_in",
     "count",
     "disable_capture",
@@ -326,17 +324,6 @@ def delete_all(cur: Cursor, where: Where) -> None:
 def copy_in(cur: Any, where: Where, cols: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """COPY ``rows`` into a target table on a Django cursor of its server."""
     leaves.copy_rows(cur, where.table, cols, rows, where.schema)
-
-
-def checksum(cur: Cursor, where: Where, cols: Sequence[str], only: bool) -> Checksum:
-    """``archive.checksum_expr`` of a table's rows, read on its own server."""
-    execute(
-        cur,
-        checksum_expr(sql.SQL(", ").join(sql.Identifier("l", c) for c in cols))
-        + sql.SQL(" {} l").format(_from(where, only)),
-    )
-    count, total = cur.fetchone()
-    return int(count), total
 
 
 def count(cur: Cursor, where: Where, only: bool) -> int:

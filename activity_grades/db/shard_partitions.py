@@ -27,7 +27,6 @@ from psycopg import sql
 
 from ..core.constants import PARENT, PARTITION_MARKER, Granularity, Status
 from . import months
-from .archive import Checksum, checksum_expr
 from .connection import Cursor, execute, fetch_rows
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "foreign_target",
     "lock_remote",
     "relive",
-    "remote_checksum",
     "foreign_ddl",
     "foreign_partition",
     "foreign_partitions",
@@ -395,17 +393,6 @@ def lock_remote(cur: Cursor, schema: str, table: str, mode: str) -> None:
         cur,
         sql.SQL("LOCK TABLE ONLY {} IN " + mode + " MODE").format(sql.Identifier(schema, table)),
     )
-
-
-def remote_checksum(cur: Cursor, cols: list[str], schema: str, table: str) -> Checksum:
-    """The archive's checksum (``archive.checksum_expr``) of a partition's rows on its shard."""
-    execute(
-        cur,
-        checksum_expr(sql.SQL(", ").join(sql.Identifier("l", c) for c in cols))
-        + sql.SQL(" FROM ONLY {} l").format(sql.Identifier(schema, table)),
-    )
-    count, total = cur.fetchone()
-    return count, total
 
 
 def drop_remote(cur: Cursor, schema: str, table: str) -> None:

@@ -52,6 +52,7 @@ from ..core.exceptions import MoveError
 from ..core.ids import as_text
 from ..core.settings import app_settings
 from ..core.shards import LOCAL, alias_of_server, server_name
+from ..db import archive as sql_archive
 from ..db import catalog, ddl, drift, months
 from ..db import moves as sql_moves
 from ..db import placement as recorded_placement
@@ -576,11 +577,11 @@ def _checksums(
     locked out) in the reader's thread, the other in this thread's transaction."""
     if t.target.schema is not None:
         other = reader.checksum(t.target, cols, only=True)
-        src = sql_moves.checksum(_cursor_for(t.source, held, here), t.source, cols, t.only)
+        src = _checksum(_cursor_for(t.source, held, here), t.source, cols, t.only)
         dst = other.result()
     else:  # a local target, filled in this transaction; the source is then a shard
         other = reader.checksum(t.source, cols, only=t.only)
-        dst = sql_moves.checksum(here, t.target, cols, True)
+        dst = _checksum(here, t.target, cols, True)
         src = other.result()
     return None if src == dst else (src, dst)
 
@@ -601,7 +602,12 @@ class _Reader:
 
 def _checksum_here(where: Where, cols: list[str], only: bool) -> Checksum:
     with cursor(where.alias) as cur:
-        return sql_moves.checksum(cur, where, cols, only)
+        return _checksum(cur, where, cols, only)
+
+
+def _checksum(cur: Cursor, where: Where, cols: list[str], only: bool) -> Checksum:
+    """The archive's checksum of a table, read on its own server."""
+    return sql_archive.checksum_leaf(cur, cols, where.table, only=only, schema=where.schema)
 
 
 def _cursor_for(where: Where, held: Cursor | None, here: Cursor) -> Cursor:

@@ -196,7 +196,7 @@ def finish(orphan: Orphan, using: str = "default") -> str:
         set_lock_timeout(cur, app_settings.archive_lock_timeout)
         _check_remote(cur, leaf)
         remote.lock_remote(cur, leaf.schema, leaf.table, "ACCESS EXCLUSIVE")
-        left = remote.remote_checksum(cur, cols, leaf.schema, leaf.table)
+        left = sql_archive.checksum_leaf(cur, cols, leaf.table, schema=leaf.schema)
         if left != archived:
             raise ArchiveError(
                 f"{leaf} (class {orphan.class_id!r} term {orphan.term_id!r}, archived) holds "
