@@ -31,6 +31,7 @@ from ..db import archive as sql_archive
 from ..db import catalog, chunks, ddl, dispatch, lms, months, moves, registry, shard_partitions
 from ..db.connection import Cursor, atomic, cursor, lock_timeout_errors, set_lock_timeout
 from . import shard_archive
+from . import shards as shards_ops
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 from .shard_archive import RemoteLeaf
 
@@ -79,7 +80,7 @@ class ArchivePlan(Plan[ArchiveItem, ArchiveResult]):
         clock = Stopwatch()
         result = ArchiveResult()
         shards = [item.remote.shard for item in self.items if item.remote is not None]
-        shard_archive.require_shards(shards, "archive its classes' partitions")
+        shards_ops.require_answers(shards, "archive its classes' partitions", ArchiveError)
         for orphan in self.leftovers:
             try:
                 result.finished.append(shard_archive.finish(orphan, self.using))
@@ -342,7 +343,9 @@ def plan(
                 + "): archiving drops its foreign table and its table on the shard; "
                 "archive those terms with --no-keep-detached"
             )
-        shard_archive.require_shards([r.shard for _, r in sharded], "count its partitions' rows")
+        shards_ops.require_answers(
+            [r.shard for _, r in sharded], "count its partitions' rows", ArchiveError
+        )
         moving = {m.class_id: m.target for m in moves.all_moves(using)}
         busy = sorted({row.class_id for row, _ in leaves if row.class_id in moving})
         if busy:

@@ -57,12 +57,12 @@ from ..db import catalog, ddl, drift, months
 from ..db import moves as sql_moves
 from ..db import placement as recorded_placement
 from ..db import shard_partitions as remote
-from ..db import shards as fdw
 from ..db.archive import Checksum
 from ..db.connection import Cursor, atomic, cursor, execute, lock_timeout_errors, set_lock_timeout
 from ..db.moves import Move, Where
 from ..partitions import shard_schema
 from .problems import Problem
+from .shards import require_answers
 
 __all__ = [
     "UNFINISHED_MOVE",
@@ -182,13 +182,6 @@ def _check_target(to: str) -> None:
         )
 
 
-def _require_up(*aliases: str) -> None:
-    for alias in dict.fromkeys(a for a in aliases if a != LOCAL):
-        failed = fdw.probe(alias)
-        if failed is not None:
-            raise MoveError(f"shard {alias!r} does not answer ({failed}): nothing was changed")
-
-
 # -- the API ------------------------------------------------------------------------------
 
 
@@ -206,7 +199,7 @@ def plan(class_id: object, to: str, using: str = "default") -> list[str]:
     source = _source_of(using, cid)
     if source is None or source == to:
         return [_placement_line(cid, source, to)]
-    _require_up(source, to)
+    require_answers([source, to], f"move class {cid!r}", MoveError)
     lines = []
     for t in _tables(using, cid, source, to):
         with cursor(t.source.alias) as cur:
@@ -273,7 +266,7 @@ def _move(cid: str, to: str, using: str, batch_size: int, say: Progress) -> Move
         _record_placement(using, cid, to)
         result.done = _placement_line(cid, source, to)
         return result
-    _require_up(source, to)
+    require_answers([source, to], f"move class {cid!r}", MoveError)
     move = pending or _start(using, cid, source, to)
     tables = _tables(using, cid, source, to)
     for t in tables:
@@ -684,7 +677,7 @@ def _attach_local(cur: Cursor, t: Table) -> None:
 def _drop_source(using: str, move: Move) -> str:
     """After the swap: the source shard's tables of the class, dropped (marker checked,
     and only those no foreign table of the coordinator points at any more)."""
-    _require_up(move.source)
+    require_answers([move.source], f"drop class {move.class_id!r}'s old tables", MoveError)
     with cursor(using) as cur:
         still = {
             p.table_name
@@ -734,7 +727,7 @@ def abort(class_id: object, using: str = "default") -> str:
             f"the move of class {cid!r} to {move.target!r} has swapped already: run "
             f"move_class {cid} --to {move.target} to finish it"
         )
-    _require_up(move.target)
+    require_answers([move.target], f"undo the move of class {cid!r}", MoveError)
     tables = {t.name: t for t in _tables(using, cid, move.source, move.target)}
     dropped = 0
     for name in move.progress:

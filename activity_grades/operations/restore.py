@@ -28,6 +28,7 @@ from ..db import archive as sql_archive
 from ..db import catalog, chunks, ddl, lms, months
 from ..db.connection import Cursor, cursor, lock_timeout_errors
 from . import regranulate, shard_archive, shard_partitions
+from . import shards as shards_ops
 from .archive import registry_changed
 from .base import Plan, Progress, Result, Stopwatch, each, run_steps
 
@@ -68,7 +69,7 @@ class RestorePlan(Plan[RestoreItem, RestoreResult]):
         clock = Stopwatch()
         result = RestoreResult()
         shards = [item.shard for item in self.items if item.shard]
-        shard_archive.require_shards(shards, "restore its classes' grades")
+        shards_ops.require_answers(shards, "restore its classes' grades", ArchiveError)
         shard_archive.finish_all(self.using, shards)  # an interrupted archive first (E039)
         for item, (table, rows) in each(self.items, self._restore_one, progress):
             result.restored.append(table)

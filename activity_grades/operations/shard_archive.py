@@ -54,7 +54,6 @@ __all__ = [
     "held",
     "orphans",
     "remote_leaf",
-    "require_shards",
 ]
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -100,20 +99,6 @@ def remote_leaf(cur: Cursor, table: str) -> RemoteLeaf | None:
         f"{table} is a foreign table of server {server!r}, which is no shard of "
         "ACTIVITY_GRADES['SHARDS']: refusing to archive it"
     )
-
-
-def require_shards(aliases: Iterable[str], doing: str) -> None:
-    """Connect to each shard first: one that does not answer is named, nothing changes.
-
-    Raises:
-        ArchiveError: a shard does not answer.
-    """
-    for alias in dict.fromkeys(aliases):
-        failed = fdw.probe(alias)
-        if failed is not None:
-            raise ArchiveError(
-                f"shard {alias!r} does not answer ({failed}): cannot {doing}; nothing was changed"
-            )
 
 
 def _shard_schema(cur: Cursor) -> str:

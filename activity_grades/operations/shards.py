@@ -16,14 +16,14 @@ same comparison: each step is a finding that ``check_partitions --fix`` repairs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, connections
 
 from ..core.constants import SHARD_PARENT_MARKER
-from ..core.exceptions import ShardError
+from ..core.exceptions import ActivityGradesError, ShardError
 from ..core.settings import app_settings
 from ..core.shards import LOCAL, server_name
 from ..db import placement as recorded_placement
@@ -375,3 +375,20 @@ def placement_findings(using: str = "default") -> list[Blocker]:
                 )
             )
     return out
+
+
+def require_answers(
+    aliases: Iterable[str], doing: str, error: type[ActivityGradesError] = ShardError
+) -> None:
+    """Connect to each shard (not ``'local'``) before anything changes: one that does not
+    answer is named in ``error``.
+
+    Raises:
+        error: a shard does not answer.
+    """
+    for alias in dict.fromkeys(a for a in aliases if a != LOCAL):
+        failed = fdw.probe(alias)
+        if failed is not None:
+            raise error(
+                f"shard {alias!r} does not answer ({failed}): cannot {doing}; nothing was changed"
+            )
