@@ -328,7 +328,8 @@ class ActivityGradeService:
     def _not_moving(self, tables: dict[tuple[str, str | None], str]) -> set[str]:
         """The partitions of classes no ``move_class`` is copying: a moving class's writes
         go through the coordinator, whose capture triggers note them for the copy."""
-        moving = {m.class_id for m in moves.all_moves(self.using)} if tables else set()
+        classes = sorted({class_id for class_id, _ in tables})
+        moving = moves.moving(self.using, classes) if classes else set()
         return {table for (class_id, _), table in tables.items() if class_id not in moving}
 
     def _shard_targets(self, tables: set[str]) -> dict[str, tuple[str, str, str]]:

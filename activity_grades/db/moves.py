@@ -31,6 +31,7 @@ __all__ = [
     "drop",
     "inherit",
     "mark",
+    "moving",
     "max_id",
     "rename",
     "delete_all",
@@ -115,6 +116,16 @@ def all_moves(using: str) -> list[Move]:
     if not fetch_rows(using, "SELECT to_regclass('activity_grades_move_state') IS NOT NULL")[0][0]:
         return []
     return [_move(r) for r in fetch_rows(using, _SELECT + " ORDER BY class_id")]
+
+
+def moving(using: str, class_ids: list[str]) -> set[str]:
+    """Those of ``class_ids`` with an unfinished move (one primary-key look-up each)."""
+    rows = fetch_rows(
+        using,
+        "SELECT class_id FROM activity_grades_move_state WHERE class_id = ANY(%s)",
+        [class_ids],
+    )
+    return {r[0] for r in rows}
 
 
 def start(cur: Cursor, class_id: str, source: str, target: str) -> Move:
