@@ -115,6 +115,13 @@ class TermTotal:
     share: float = 0.0
 
 
+def _add(total: TermTotal | ClassTotal | ShardTotal, p: PartitionStats) -> None:
+    """One partition counted into a total."""
+    total.partitions += 1
+    total.rows += p.rows
+    total.total_bytes += p.total_bytes
+
+
 @dataclass
 class ClassTotal:
     class_id: str
@@ -179,9 +186,7 @@ class Overview:
         totals: dict[str, ClassTotal] = {}
         for p in self.partitions:
             c = totals.setdefault(p.class_id, ClassTotal(p.class_id, 0, 0, 0))
-            c.partitions += 1
-            c.rows += p.rows
-            c.total_bytes += p.total_bytes
+            _add(c, p)
         return list(totals.values())
 
     def by_shard(self) -> list[ShardTotal]:
@@ -191,9 +196,7 @@ class Overview:
             totals[alias] = ShardTotal(alias, 0, 0, 0, error is None, error)
         for p in self.partitions:
             t = totals.setdefault(p.shard, ShardTotal(p.shard, 0, 0, 0))
-            t.partitions += 1
-            t.rows += p.rows
-            t.total_bytes += p.total_bytes
+            _add(t, p)
         return list(totals.values())
 
     @property
@@ -206,9 +209,7 @@ class Overview:
         order: dict[str | None, object] = {}
         for p in self.partitions:
             t = totals.setdefault(p.term_id, TermTotal(p.term_id, 0, 0, 0))
-            t.partitions += 1
-            t.rows += p.rows
-            t.total_bytes += p.total_bytes
+            _add(t, p)
             if p.starts_at is not None:
                 order.setdefault(p.term_id, p.starts_at)
         out = sorted(
