@@ -38,8 +38,8 @@ from ..core.shards import server_name
 from ..db import archive as sql_archive
 from ..db import catalog, chunks
 from ..db import shard_partitions as remote
-from ..db import shards as fdw
 from ..db.connection import Cursor, atomic, cursor, set_lock_timeout
+from ..partitions import shard_schema
 from .problems import Problem
 from .shard_partitions import ORPHAN_REMOTE
 
@@ -101,10 +101,6 @@ def remote_leaf(cur: Cursor, table: str) -> RemoteLeaf | None:
     )
 
 
-def _shard_schema(cur: Cursor) -> str:
-    return app_settings.SCHEMA or fdw.current_schema(cur)
-
-
 def _check_remote(cur: Cursor, leaf: RemoteLeaf) -> None:
     tables = remote.remote_tables(cur, leaf.schema)
     if leaf.table not in tables:
@@ -148,8 +144,8 @@ def orphans(using: str = "default", shards: Iterable[str] | None = None) -> list
     out: list[Orphan] = []
     for alias in dict.fromkeys(c[4] for c in candidates):
         try:
+            schema = shard_schema(alias)
             with cursor(alias) as cur:
-                schema = _shard_schema(cur)
                 have = remote.remote_tables(cur, schema)
         except DatabaseError as exc:
             logger.warning("shard %s: cannot list its tables: %s", alias, exc)
